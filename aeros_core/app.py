@@ -1,0 +1,229 @@
+"""``WebServer``: a Quart app with a plugin manager of its own and a server you start from Python."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from quart import Quart
+from quart.ctx import RequestContext
+from quart.globals import _cv_request
+
+from .options import Option, resolve
+from .pipeline import ASGIApp, AsgiWrapper, RequestPipeline, collect, compose_asgi
+from .plugins import PluginInfo, PluginLoadError, disabled_names, load_plugins, new_manager
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runner.settings import ServerSettings
+    from .runner.thread import ThreadedServer
+
+log = logging.getLogger("aeros")
+
+_QUART_KEYWORDS = frozenset(inspect.signature(Quart.__init__).parameters) - {"self", "import_name"}
+_CORE_KEYWORDS = ("host", "port", "logging_level", "disable_plugins", "plugins")
+_ANSWERED_AT = "_aeros_answered_at"
+
+
+class WebServer(Quart):
+    """A ``quart.Quart`` application whose features come from plugins.
+
+    Keywords beyond Quart's own and the ones below are declared by plugins (``cache=``,
+    ``compression=``, ``global_headers=``...); a keyword nobody declares raises
+    :class:`~aeros_core.options.UnknownOptionError` naming the closest known keyword.
+
+    Args:
+        import_name: as for Quart, usually ``__name__``.
+        host: default interface for :meth:`run`; loopback unless you say ``"0.0.0.0"``.
+        port: default port for :meth:`run`.
+        logging_level: level of the app's logger (``"INFO"``, ``logging.DEBUG``...).
+        disable_plugins: entry-point or distribution names not to load (adds to the
+            ``AEROS_DISABLE_PLUGINS`` environment variable, comma-separated).
+        plugins: extra plugin objects or classes to register, for plugins not packaged
+            with an entry point.
+    """
+
+    def __init__(
+        self,
+        import_name: str,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        logging_level: int | str = "INFO",
+        *,
+        disable_plugins: Iterable[str] | None = None,
+        plugins: Iterable[Any] = (),
+        **options: Any,
+    ) -> None:
+        quart_keywords = {name: options.pop(name) for name in list(options) if name in _QUART_KEYWORDS}
+        super().__init__(import_name, **quart_keywords)
+        self.host = host
+        self.port = port
+        self.logging_level = logging_level
+        self.logger.setLevel(logging_level)
+        self._request_pipeline: RequestPipeline | None = None
+        self._external_entry: ASGIApp | None = None
+
+        self.plugin_manager = new_manager()
+        self.plugins: list[PluginInfo] = load_plugins(
+            self.plugin_manager, disabled_names(disable_plugins), plugins
+        )
+        declared = self._declared_options()
+        self.options: Mapping[str, Any] = MappingProxyType(
+            resolve(options, declared, other_known=[*_QUART_KEYWORDS, *_CORE_KEYWORDS])
+        )
+        self.plugin_manager.hook.aeros_app_init(app=self, options=self.options)
+
+    def _declared_options(self) -> dict[str, Option]:
+        declared: dict[str, Option] = {}
+        owners: dict[str, str] = {}
+        for impl in self.plugin_manager.hook.aeros_options.get_hookimpls():
+            for option in impl.function() or ():
+                if option.name in declared or option.name in _CORE_KEYWORDS or option.name in _QUART_KEYWORDS:
+                    other = owners.get(option.name, "the core")
+                    raise PluginLoadError(
+                        f"aeros plugin {impl.plugin_name!r} declares the keyword {option.name!r},"
+                        f" already declared by {other}"
+                    )
+                declared[option.name] = option
+                owners[option.name] = repr(impl.plugin_name)
+        return declared
+
+    # --- request path ----------------------------------------------------------------------
+
+    @property
+    def request_pipeline(self) -> RequestPipeline:
+        """The before-request and after-response chains, built from the hooks on first use."""
+        pipeline = self._request_pipeline
+        if pipeline is None:
+            pipeline = self._request_pipeline = RequestPipeline.build(self.plugin_manager.hook, self)
+        return pipeline
+
+    def asgi_entry(self, settings: "ServerSettings") -> ASGIApp:
+        """The ASGI callable a server should serve: ``asgi_app`` inside the plugins' wrappers."""
+        self.request_pipeline  # build once, before the first request
+        wrappers = collect(self.plugin_manager.hook.aeros_asgi_wrapper(app=self, settings=settings), AsgiWrapper)
+        return compose_asgi(self.asgi_app, wrappers)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        entry = self._external_entry
+        if entry is None:
+            from .runner.settings import ServerSettings
+
+            entry = self._external_entry = self.asgi_entry(ServerSettings.external(self))
+        await entry(scope, receive, send)
+
+    async def dispatch_request(self, request_context: RequestContext | None = None) -> Any:
+        before = self.request_pipeline.before
+        if before:
+            context = request_context or _cv_request.get()
+            if context.request.routing_exception is None:
+                for step in before:
+                    answer = await step.handler()
+                    if answer is not None:
+                        setattr(context, _ANSWERED_AT, step.stage)
+                        return answer
+        return await super().dispatch_request(request_context)
+
+    async def process_response(self, response: Any, request_context: RequestContext | None = None) -> Any:
+        response = await super().process_response(response, request_context)
+        after = self.request_pipeline.after
+        if after:
+            context = request_context or _cv_request.get()
+            floor = getattr(context, _ANSWERED_AT, None)
+            for step in after:
+                if floor is None or step.stage > floor:
+                    response = await step.transform(response)
+        return response
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        for result in self.plugin_manager.hook.aeros_startup(app=self):
+            if inspect.isawaitable(result):
+                await result
+        await super().startup()
+
+    async def shutdown(self) -> None:
+        try:
+            await super().shutdown()
+        finally:
+            for result in self.plugin_manager.hook.aeros_shutdown(app=self):
+                try:
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("a plugin's shutdown failed")
+
+    # --- running ---------------------------------------------------------------------------
+
+    def run(  # type: ignore[override]
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        workers: int = 1,
+        log_level: int | str = "INFO",
+        access_log_to_std: bool = True,
+        access_log_file: str | None = None,
+        traceback: bool = True,
+        soft_limit: int | None = None,
+        hard_limit: int | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        reload: bool = False,
+        graceful_timeout: float = 10,
+        server: str = "hypercorn",
+        **backend_options: Any,
+    ) -> None:
+        """Serve the app until SIGINT/SIGTERM; ``workers > 1`` starts supervised processes.
+
+        Blocks. Logs ``Running on http://HOST:PORT``. On SIGINT/SIGTERM stops accepting,
+        lets requests in flight finish within ``graceful_timeout`` seconds, and returns; a
+        second SIGINT stops at once. See the README for every keyword.
+        """
+        from .runner import run
+
+        run(self, **self._settings_keywords(locals()))
+
+    def run_in_thread(
+        self,
+        host: str | None = None,
+        port: int | None = 0,
+        log_level: int | str = "INFO",
+        access_log_to_std: bool = True,
+        access_log_file: str | None = None,
+        traceback: bool = True,
+        soft_limit: int | None = None,
+        hard_limit: int | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        graceful_timeout: float = 10,
+        server: str = "hypercorn",
+        **backend_options: Any,
+    ) -> "ThreadedServer":
+        """Serve the app from a background thread; returns once the socket listens.
+
+        ``port=0`` picks a free port. The result has ``.url``, ``.port``, ``.stop(timeout)``
+        and works as a context manager.
+        """
+        from .runner.thread import start_in_thread
+
+        return start_in_thread(self, **self._settings_keywords(locals()))
+
+    def run_server(self, *args: Any, **kwargs: Any) -> None:
+        """The original Aeros name of :meth:`run`. Deprecated."""
+        warnings.warn("run_server() is deprecated; use run()", DeprecationWarning, stacklevel=2)
+        self.run(*args, **kwargs)
+
+    def _settings_keywords(self, given: dict[str, Any]) -> dict[str, Any]:
+        from .runner.settings import ServerSettings
+
+        fields = ServerSettings.__dataclass_fields__
+        keywords = {name: value for name, value in given.items() if name in fields}
+        keywords["backend_options"] = dict(given.get("backend_options") or {})
+        if keywords["host"] is None:
+            keywords["host"] = self.host
+        if keywords["port"] is None:
+            keywords["port"] = self.port
+        return keywords

@@ -1,0 +1,64 @@
+"""The default server backend: Hypercorn, started in-process on the runner's sockets."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any, Awaitable, Callable
+
+from ..hookspecs import hookimpl
+from ..runner.settings import ServerSettings
+
+
+class HypercornBackend:
+    """HTTP/1.1 and HTTP/2 (ALPN over TLS) through Hypercorn's asyncio worker."""
+
+    name = "hypercorn"
+
+    def config(self, settings: ServerSettings) -> Any:
+        from hypercorn.config import Config
+
+        config = Config()
+        config.graceful_timeout = settings.graceful_timeout
+        config.include_server_header = settings.include_server_header
+        config.h11_max_incomplete_size = settings.max_header_size
+        config.h2_max_header_list_size = settings.max_header_size
+        config.keep_alive_timeout = settings.keep_alive_timeout
+        config.backlog = settings.backlog
+        config.accesslog = None  # the access-log plugin logs, whatever the backend
+        errors = logging.getLogger("aeros.server")
+        config.errorlog = errors
+        config.loglevel = logging.getLevelName(errors.getEffectiveLevel())
+        if settings.tls:
+            config.certfile = settings.certfile
+            config.keyfile = settings.keyfile
+        for name, value in settings.backend_options.items():
+            if not hasattr(config, name):
+                raise TypeError(f"unknown Hypercorn setting {name!r} passed to run()")
+            setattr(config, name, value)
+        return config
+
+    async def serve(
+        self,
+        app: Callable[..., Awaitable[None]],
+        settings: ServerSettings,
+        sockets: list[socket.socket],
+        shutdown_trigger: Callable[[], Awaitable[Any]],
+    ) -> None:
+        from hypercorn.asyncio.run import worker_serve
+        from hypercorn.config import Sockets
+        from hypercorn.utils import wrap_app
+
+        config = self.config(settings)
+        secure, insecure = (sockets, []) if settings.tls else ([], sockets)
+        await worker_serve(
+            wrap_app(app, config.wsgi_max_body_size, "asgi"),
+            config,
+            sockets=Sockets(secure_sockets=list(secure), insecure_sockets=list(insecure), quic_sockets=[]),
+            shutdown_trigger=shutdown_trigger,
+        )
+
+
+@hookimpl
+def aeros_server_backend(name: str) -> HypercornBackend | None:
+    return HypercornBackend() if name == "hypercorn" else None

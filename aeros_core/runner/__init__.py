@@ -1,0 +1,60 @@
+"""Starting servers from Python: one process, supervised workers, or a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from . import logs
+from .settings import ServerSettings
+from .sockets import bind, url_of
+
+log = logging.getLogger("aeros")
+
+
+def prepare(app: Any, keywords: dict[str, Any]) -> ServerSettings:
+    """Settings from ``run``'s keywords, adjusted by plugins, with logging configured."""
+    settings = ServerSettings(**keywords)
+    app.plugin_manager.hook.aeros_server_config(app=app, settings=settings)
+    from .serve import backend_for
+
+    backend_for(app, settings.server)  # fail now, in the caller, for an unknown backend
+    logs.configure(app, settings)
+    return settings
+
+
+def run(app: Any, **keywords: Any) -> None:
+    """``app.run(...)``: serve until SIGINT/SIGTERM (see ``WebServer.run``)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("app.run() blocks; inside a running event loop use app.run_in_thread()")
+
+    from . import reload
+
+    if keywords.get("reload") and not reload.is_child():
+        settings = prepare(app, keywords)
+        raise SystemExit(reload.supervise(settings))
+
+    settings = prepare(app, keywords)
+    sock = bind(settings)
+    log.info("Running on %s (server: %s, workers: %d, pid %d)", url_of(settings, sock), settings.server,
+             settings.workers, os.getpid())
+    try:
+        if settings.workers == 1:
+            from .process import serve_until_signalled
+
+            serve_until_signalled(app, settings, [sock])
+        else:
+            from .workers import Supervisor
+
+            code = Supervisor(app, settings, [sock]).run()
+            if code:
+                raise SystemExit(code)
+    finally:
+        sock.close()
+    log.info("Server stopped")

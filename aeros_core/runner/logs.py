@@ -1,0 +1,70 @@
+"""Logging set-up for ``run`` and ``run_in_thread``: the original Aeros keywords."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from .settings import ServerSettings
+
+STD_FORMAT = "[%(asctime)s] %(levelname)s: %(message)s"
+
+
+class NoTraceback(logging.Filter):
+    """``traceback=False``: keep the exception's one-line summary, drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _replace_handlers(logger: logging.Logger, handlers: list[logging.Handler]) -> None:
+    for handler in [h for h in logger.handlers if getattr(h, "_aeros", False)]:
+        logger.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        handler._aeros = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
+def _stream(stream: Any, fmt: str) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(fmt))
+    return handler
+
+
+def configure(app: Any, settings: ServerSettings) -> None:
+    """Point the ``aeros`` loggers where the settings say; idempotent for repeated runs."""
+    level = settings.log_level
+    level = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+
+    main = logging.getLogger("aeros")
+    main.setLevel(level)
+    main.propagate = False
+    _replace_handlers(main, [_stream(sys.stderr, STD_FORMAT)])
+    # Hypercorn announces each worker's sockets itself; the runner says it once.
+    logging.getLogger("aeros.server").setLevel(level if level <= logging.DEBUG else logging.WARNING)
+
+    access = logging.getLogger("aeros.access")
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    handlers: list[logging.Handler] = []
+    if settings.access_log_to_std:
+        handlers.append(_stream(sys.stdout, "%(message)s"))
+    if settings.access_log_file:
+        file_handler = logging.FileHandler(settings.access_log_file)
+        file_handler.setFormatter(logging.Formatter("%(message)s"))
+        handlers.append(file_handler)
+    _replace_handlers(access, handlers)
+
+    for logger in (main, app.logger):
+        for existing in [f for f in logger.filters if isinstance(f, NoTraceback)]:
+            logger.removeFilter(existing)
+        if not settings.traceback:
+            logger.addFilter(NoTraceback())

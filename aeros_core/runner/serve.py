@@ -1,0 +1,60 @@
+"""Serving one app in one event loop: the body of a worker, a thread, or a single process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any, Awaitable, Callable
+
+from .backend import ServerBackend
+from .settings import ServerSettings
+
+log = logging.getLogger("aeros")
+
+
+def backend_for(app: Any, name: str) -> ServerBackend:
+    backend = app.plugin_manager.hook.aeros_server_backend(name=name)
+    if backend is None:
+        hint = f" (pip install 'aeros[{name}]')" if name in ("uvicorn", "granian") else ""
+        raise ValueError(f"no installed plugin provides the server backend {name!r}{hint}")
+    return backend
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when uvloop is installed, asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def announce_startup(app: Callable[..., Awaitable[None]], on_started: Callable[[], None]) -> Callable[..., Awaitable[None]]:
+    """Call ``on_started`` when the app reports its lifespan startup complete."""
+
+    async def announcing(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            return await app(scope, receive, send)
+
+        async def watched_send(message: dict) -> None:
+            await send(message)
+            if message["type"] == "lifespan.startup.complete":
+                on_started()
+
+        await app(scope, receive, watched_send)
+
+    return announcing
+
+
+async def serve(
+    app: Any,
+    settings: ServerSettings,
+    sockets: list[socket.socket],
+    stop: asyncio.Event,
+    on_started: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve ``app`` on ``sockets`` with the configured backend until ``stop`` is set."""
+    backend = backend_for(app, settings.server)
+    entry = announce_startup(app.asgi_entry(settings), on_started)
+    await backend.serve(entry, settings, sockets, stop.wait)

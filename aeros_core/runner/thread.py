@@ -1,0 +1,88 @@
+"""``app.run_in_thread()``: a server in a background thread, for embedding and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from .serve import new_event_loop, serve
+from .settings import ServerSettings
+from .sockets import bind, url_of
+
+log = logging.getLogger("aeros")
+STARTUP_TIMEOUT = 30.0
+
+
+class ThreadedServer:
+    """A running server: ``.url``, ``.host``, ``.port``, ``.stop(timeout)``; a context manager."""
+
+    def __init__(self, app: Any, settings: ServerSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.socket = bind(settings)
+        self.url = url_of(settings, self.socket)
+        self.host, self.port = self.socket.getsockname()[:2]
+        self._loop = new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=f"aeros-server-{self.port}", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._stop = asyncio.Event()
+            self._loop.run_until_complete(serve(self.app, self.settings, [self.socket], self._stop, self._started.set))
+        except BaseException as error:  # reported to the thread that started us
+            self._error = error
+            if self._started.is_set():
+                log.exception("server on %s stopped with an error", self.url)
+        finally:
+            self._started.set()
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+            self.socket.close()
+
+    def start(self) -> "ThreadedServer":
+        self._thread.start()
+        if not self._started.wait(STARTUP_TIMEOUT):
+            self.stop(timeout=1)
+            raise TimeoutError(f"server on {self.url} did not start within {STARTUP_TIMEOUT}s")
+        if self._error is not None:
+            self._thread.join(5)
+            raise RuntimeError(f"server on {self.url} failed to start: {self._error!r}") from self._error
+        log.info("Running on %s (thread %s)", self.url, self._thread.name)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 5) -> None:
+        """Stop accepting, let requests in flight finish (up to the grace period), join the thread."""
+        if self._thread.is_alive() and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"server on {self.url} did not stop within {timeout}s")
+
+    def __enter__(self) -> "ThreadedServer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<ThreadedServer {self.url} {'running' if self.running else 'stopped'}>"
+
+
+def start_in_thread(app: Any, **keywords: Any) -> ThreadedServer:
+    from . import prepare
+
+    settings = prepare(app, keywords)
+    return ThreadedServer(app, settings).start()

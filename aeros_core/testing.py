@@ -1,0 +1,64 @@
+"""pytest fixtures for testing aeros apps (registered through the ``pytest11`` entry point).
+
+Define an ``app`` fixture returning your ``WebServer``; then ``live_server`` serves it on a free
+loopback port for the test and stops it afterwards::
+
+    @pytest.fixture
+    def app():
+        from myproject import app
+        return app
+
+    def test_home(live_server):
+        assert httpx.get(live_server.url + "/").status_code == 200
+
+``serve(app, **run_keywords)`` starts further servers (stopped at teardown), and
+``async_client`` is an ``httpx.AsyncClient`` bound to ``live_server.url``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import pytest
+
+from .runner.thread import ThreadedServer
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., ThreadedServer]]:
+    """Factory: ``serve(app, **run_in_thread_keywords)`` -> running server, stopped at teardown."""
+    servers: list[ThreadedServer] = []
+
+    def start(app: Any, **keywords: Any) -> ThreadedServer:
+        keywords.setdefault("port", 0)
+        keywords.setdefault("host", "127.0.0.1")
+        keywords.setdefault("access_log_to_std", False)
+        server = app.run_in_thread(**keywords)
+        servers.append(server)
+        return server
+
+    yield start
+    errors = []
+    for server in servers:
+        try:
+            server.stop(timeout=15)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def live_server(request: pytest.FixtureRequest, serve: Callable[..., ThreadedServer]) -> ThreadedServer:
+    """Your ``app`` fixture served on ``127.0.0.1`` on a free port for the duration of the test."""
+    app = request.getfixturevalue("app")
+    return serve(app)
+
+
+@pytest.fixture
+async def async_client(live_server: ThreadedServer) -> AsyncIterator[Any]:
+    """An ``httpx.AsyncClient`` whose base URL is ``live_server.url`` (needs httpx)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
+        yield client

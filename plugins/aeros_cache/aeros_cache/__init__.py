@@ -1,0 +1,3 @@
+"""Server-side response cache (memory, filesystem, Redis) and Cache-Control for aeros."""
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""The aeros-cache plugin (not implemented yet)."""
+
+
+class CachePlugin:
+    """Placeholder: registers no hooks yet."""

@@ -1,0 +1,3 @@
+"""gzip, brotli and zstd response compression with Accept-Encoding negotiation for aeros."""
+
+__all__: list[str] = []

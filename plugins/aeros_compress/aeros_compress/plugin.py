@@ -1,0 +1,5 @@
+"""The aeros-compress plugin (not implemented yet)."""
+
+
+class CompressPlugin:
+    """Placeholder: registers no hooks yet."""

@@ -1,0 +1,5 @@
+"""The aeros-headers plugin (not implemented yet)."""
+
+
+class HeadersPlugin:
+    """Placeholder: registers no hooks yet."""
