@@ -1,0 +1,3 @@
+"""Serve aeros apps with uvicorn."""
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""The uvicorn server backend (not implemented yet)."""
+
+
+class UvicornPlugin:
+    """Placeholder: registers no hooks yet."""
