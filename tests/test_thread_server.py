@@ -1,0 +1,211 @@
+"""run_in_thread: real HTTP on 127.0.0.1, limits, bad input, TLS + HTTP/2, logging keywords."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import threading
+import time
+
+import httpx
+import pytest
+
+from aeros import WebServer
+
+
+def make_app(**options) -> WebServer:
+    app = WebServer(__name__, **options)
+
+    @app.route("/")
+    async def home():
+        return {"ok": True}
+
+    @app.route("/slow")
+    async def slow():
+        await asyncio.sleep(1)
+        return "slept"
+
+    @app.route("/echo", methods=["POST"])
+    async def echo():
+        from quart import request
+
+        return {"size": len(await request.get_data())}
+
+    @app.route("/fail")
+    async def fail():
+        raise RuntimeError("kaput")
+
+    return app
+
+
+def raw_exchange(port: int, payload: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(payload)
+        chunks = []
+        try:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks):
+                    break
+        except socket.timeout:
+            pass
+    return b"".join(chunks)
+
+
+def test_two_servers_in_one_process_answer_and_stop():
+    app_one, app_two = make_app(), make_app()
+    first = app_one.run_in_thread(port=0, access_log_to_std=False)
+    second = app_two.run_in_thread(port=0, access_log_to_std=False)
+    try:
+        assert first.port != second.port
+        assert first.url == f"http://127.0.0.1:{first.port}"
+        assert httpx.get(first.url).json() == {"ok": True}
+        assert httpx.get(second.url).json() == {"ok": True}
+    finally:
+        first.stop(timeout=5)
+        second.stop(timeout=5)
+    assert not first.running and not second.running
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(first.url, timeout=2)
+
+
+def test_context_manager_stops_the_server():
+    with make_app().run_in_thread(port=0, access_log_to_std=False) as server:
+        assert httpx.get(server.url).status_code == 200
+    assert not server.running
+
+
+def test_stop_lets_a_request_in_flight_finish():
+    server = make_app().run_in_thread(port=0, access_log_to_std=False)
+    result = {}
+
+    def slow_request():
+        result["response"] = httpx.get(server.url + "/slow", timeout=10)
+
+    client = threading.Thread(target=slow_request)
+    client.start()
+    time.sleep(0.3)
+    server.stop(timeout=10)
+    client.join(10)
+    assert result["response"].status_code == 200
+    assert result["response"].text == "slept"
+
+
+def test_startup_failure_is_raised_in_the_caller():
+    app = make_app()
+
+    @app.before_serving
+    async def broken():
+        raise RuntimeError("database unreachable")
+
+    with pytest.raises(RuntimeError, match="failed to start"):
+        app.run_in_thread(port=0, access_log_to_std=False)
+
+
+def test_unknown_server_backend_is_a_clear_error():
+    with pytest.raises(ValueError, match="'nonesuch'"):
+        make_app().run_in_thread(port=0, server="nonesuch")
+
+
+def test_soft_limit_answers_503_with_retry_after(serve):
+    server = serve(make_app(), soft_limit=2)
+
+    async def burst():
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await asyncio.gather(*(client.get(server.url + "/slow") for _ in range(6)))
+
+    statuses = sorted(r.status_code for r in asyncio.run(burst()))
+    assert statuses.count(200) == 2
+    assert statuses.count(503) == 4
+    busy = httpx.get(server.url + "/", timeout=5)
+    assert busy.status_code == 200  # the limit frees up again
+    rejected = [r for r in asyncio.run(burst()) if r.status_code == 503][0]
+    assert rejected.headers["retry-after"] == "1"
+
+
+def test_body_over_max_content_length_gets_413_and_server_keeps_serving(serve):
+    app = make_app()
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    server = serve(app)
+    assert httpx.post(server.url + "/echo", content=b"x" * 100).json() == {"size": 100}
+    assert httpx.post(server.url + "/echo", content=b"x" * 5000).status_code == 413
+    assert httpx.get(server.url).status_code == 200
+
+
+def test_oversized_headers_get_4xx_and_server_keeps_serving(serve):
+    server = serve(make_app())
+    huge = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n"
+    answer = raw_exchange(server.port, huge)
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:80]
+    assert httpx.get(server.url).status_code == 200
+
+
+def test_malformed_request_line_gets_400_and_server_keeps_serving(serve):
+    server = serve(make_app())
+    answer = raw_exchange(server.port, b"THIS IS NOT HTTP\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+    assert httpx.get(server.url).status_code == 200
+
+
+def test_server_header_follows_include_server_header(serve):
+    with_header = serve(make_app())
+    without_header = serve(make_app(include_server_header=False))
+    assert "server" in httpx.get(with_header.url).headers
+    assert "server" not in httpx.get(without_header.url).headers
+
+
+def test_tls_with_http2(serve, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile, cafile = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    certificate.cert_chain_pems[0].write_to_path(certfile)
+    certificate.private_key_pem.write_to_path(keyfile)
+    authority.cert_pem.write_to_path(cafile)
+    server = serve(make_app(), certfile=str(certfile), keyfile=str(keyfile))
+    assert server.url.startswith("https://127.0.0.1:")
+    with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=str(cafile))) as client:
+        response = client.get(server.url)
+    assert response.status_code == 200
+    assert response.http_version == "HTTP/2"
+    assert response.json() == {"ok": True}
+
+
+def test_tls_needs_both_files():
+    with pytest.raises(ValueError, match="certfile and keyfile"):
+        make_app().run_in_thread(port=0, certfile="cert.pem")
+
+
+def test_access_log_file_has_one_line_per_request(serve, tmp_path):
+    log_file = tmp_path / "access.log"
+    server = serve(make_app(), access_log_file=str(log_file))
+    httpx.get(server.url + "/?q=1")
+    httpx.get(server.url + "/missing")
+    server.stop()
+    lines = log_file.read_text().splitlines()
+    assert len(lines) == 2
+    assert '"GET /?q=1 HTTP/1.1" 200' in lines[0]
+    assert '"GET /missing HTTP/1.1" 404' in lines[1]
+    assert lines[0].startswith("127.0.0.1 - - [")
+    assert lines[0].endswith("ms")
+
+
+def test_traceback_false_keeps_the_error_but_not_the_traceback(serve, caplog):
+    app = make_app()
+    server = serve(app, traceback=False)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    app.logger.addHandler(handler)
+    try:
+        assert httpx.get(server.url + "/fail").status_code == 500
+    finally:
+        app.logger.removeHandler(handler)
+    assert records, "the error was not logged"
+    assert records[0].exc_info is None
+    assert "RuntimeError: kaput" in records[0].getMessage()
