@@ -83,6 +83,17 @@ def test_two_workers_answer_from_two_pids(script_server):
     assert {int(p) for p in seen} == worker_pids(server.process.pid)
 
 
+def test_workers_share_the_load(script_server):
+    server = script_server(WORKER_SCRIPT)
+    url = server.wait_ready()
+    assert wait_for(lambda: len(worker_pids(server.process.pid)) == 2, 10)
+    counts: dict[str, int] = {}
+    for _ in range(100):
+        pid = httpx.get(url + "/pid", timeout=5, headers={"Connection": "close"}).text
+        counts[pid] = counts.get(pid, 0) + 1
+    assert len(counts) == 2 and min(counts.values()) >= 15, counts
+
+
 def test_a_killed_worker_is_replaced_within_two_seconds(script_server):
     server = script_server(WORKER_SCRIPT)
     url = server.wait_ready()

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import logs
 from .settings import ServerSettings
-from .sockets import bind, url_of
+from .sockets import bind_per_worker, url_of
 
 log = logging.getLogger("aeros")
 
@@ -41,20 +41,21 @@ def run(app: Any, **keywords: Any) -> None:
         raise SystemExit(reload.supervise(settings))
 
     settings = prepare(app, keywords)
-    sock = bind(settings)
-    log.info("Running on %s (server: %s, workers: %d, pid %d)", url_of(settings, sock), settings.server,
+    sockets = bind_per_worker(settings)
+    log.info("Running on %s (server: %s, workers: %d, pid %d)", url_of(settings, sockets[0]), settings.server,
              settings.workers, os.getpid())
     try:
         if settings.workers == 1:
             from .process import serve_until_signalled
 
-            serve_until_signalled(app, settings, [sock])
+            serve_until_signalled(app, settings, sockets)
         else:
             from .workers import Supervisor
 
-            code = Supervisor(app, settings, [sock]).run()
+            code = Supervisor(app, settings, sockets).run()
             if code:
                 raise SystemExit(code)
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
     log.info("Server stopped")

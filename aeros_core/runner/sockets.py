@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 from .settings import ServerSettings
 
@@ -26,6 +27,21 @@ def bind(settings: ServerSettings, reuse_port: bool = False) -> socket.socket:
     sock.setblocking(False)
     sock.set_inheritable(True)
     return sock
+
+
+def bind_per_worker(settings: ServerSettings) -> list[socket.socket]:
+    """One socket per worker on the same port (SO_REUSEPORT), so the kernel spreads connections
+    evenly; where the platform lacks SO_REUSEPORT, one socket shared by every worker.
+
+    A single shared socket lets whichever worker wakes first take most connections
+    (measured with plain Hypercorn --workers 2: one worker took most of the load).
+    """
+    if settings.workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        return [bind(settings)]
+    first = bind(settings, reuse_port=True)
+    port = first.getsockname()[1]
+    same_port = replace(settings, port=port)
+    return [first, *(bind(same_port, reuse_port=True) for _ in range(settings.workers - 1))]
 
 
 def url_of(settings: ServerSettings, sock: socket.socket) -> str:

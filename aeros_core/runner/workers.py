@@ -76,6 +76,8 @@ class Supervisor:
     """Starts, watches and replaces workers; stops them gracefully on SIGINT/SIGTERM."""
 
     def __init__(self, app: Any, settings: ServerSettings, sockets: list[socket.socket]) -> None:
+        """``sockets``: one shared by all workers, or one per worker (SO_REUSEPORT), kept open here
+        so that a replacement worker takes over its predecessor's socket and queue."""
         self.app = app
         self.settings = settings
         self.sockets = sockets
@@ -91,12 +93,15 @@ class Supervisor:
         ready = self.context.Event()
         process = self.context.Process(
             target=_worker_main,
-            args=(self.target, self.settings, self.sockets, ready),
+            args=(self.target, self.settings, [self.socket_for(number)], ready),
             name=f"aeros-worker-{number}",
             daemon=False,
         )
         process.start()
         return Worker(number, process, ready)
+
+    def socket_for(self, number: int) -> socket.socket:
+        return self.sockets[number] if len(self.sockets) > 1 else self.sockets[0]
 
     def on_signal(self, signum: int, frame: Any) -> None:
         if self.stopping:
