@@ -1,5 +1,130 @@
-"""The uvicorn server backend (not implemented yet)."""
+"""The uvicorn server backend: ``app.run(server="uvicorn")``.
+
+uvicorn serves the app in the runner's event loop, on the sockets the runner created (the
+same supervisor, forked workers, signals, limits and access log as with Hypercorn). The
+runner owns the signals: uvicorn's own SIGINT/SIGTERM handling is switched off and the
+runner's ``shutdown_trigger`` tells the server to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+import socket
+from typing import Any, Awaitable, Callable, Iterator
+
+from aeros_core.hookspecs import hookimpl
+from aeros_core.runner.settings import ServerSettings
+
+SERVER_LOGGER = "aeros.server"
+
+
+class _ToAerosServerLog(logging.Handler):
+    """Hands uvicorn's own messages to the ``aeros.server`` logger (and its handlers)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        target = logging.getLogger(SERVER_LOGGER)
+        if target.isEnabledFor(record.levelno):
+            target.handle(record)
+
+
+def _route_uvicorn_logs() -> None:
+    """Send ``uvicorn.error`` through aeros's server log, once per process, at its level."""
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(h, _ToAerosServerLog) for h in uvicorn_log.handlers):
+        if uvicorn_log.handlers:  # the user configured uvicorn's logging: leave it alone
+            return
+        uvicorn_log.addHandler(_ToAerosServerLog())
+        uvicorn_log.propagate = False
+    uvicorn_log.setLevel(logging.getLogger(SERVER_LOGGER).getEffectiveLevel())
+
+
+@functools.cache
+def _config_keywords() -> frozenset[str]:
+    import uvicorn
+
+    return frozenset(inspect.signature(uvicorn.Config.__init__).parameters) - {"self", "app"}
+
+
+class UvicornBackend:
+    """HTTP/1.1 (httptools, or h11 with ``http="h11"``) and WebSockets through uvicorn."""
+
+    name = "uvicorn"
+
+    def config_keywords(self, settings: ServerSettings) -> dict[str, Any]:
+        """The ``uvicorn.Config`` keywords for ``settings`` (``backend_options`` win)."""
+        from .protocol import BoundedHttpToolsProtocol
+
+        keywords: dict[str, Any] = {
+            "http": BoundedHttpToolsProtocol,
+            "lifespan": "on",
+            "log_config": None,  # aeros configures logging; uvicorn must not dictConfig
+            "access_log": False,  # the access-log plugin logs at the ASGI edge
+            "proxy_headers": False,  # as with Hypercorn: the client is the peer address
+            "interface": "asgi3",
+            "server_header": settings.include_server_header,
+            "backlog": settings.backlog,
+            "timeout_keep_alive": settings.keep_alive_timeout,
+            "timeout_graceful_shutdown": settings.graceful_timeout,
+            "h11_max_incomplete_event_size": settings.max_header_size,
+        }
+        if settings.tls:
+            keywords["ssl_certfile"] = settings.certfile
+            keywords["ssl_keyfile"] = settings.keyfile
+        known = _config_keywords()
+        for name, value in settings.backend_options.items():
+            if name not in known or name in ("host", "port", "uds", "fd", "workers", "reload"):
+                raise TypeError(f"unknown or runner-owned uvicorn setting {name!r} passed to run()")
+            keywords[name] = value
+        if keywords["http"] == "httptools":
+            keywords["http"] = BoundedHttpToolsProtocol
+        return keywords
+
+    async def serve(
+        self,
+        app: Callable[..., Awaitable[None]],
+        settings: ServerSettings,
+        sockets: list[socket.socket],
+        shutdown_trigger: Callable[[], Awaitable[Any]],
+    ) -> None:
+        import uvicorn
+
+        _route_uvicorn_logs()
+        server = _runner_owned_server_class()(uvicorn.Config(app, **self.config_keywords(settings)))
+
+        async def stop_when_triggered() -> None:
+            await shutdown_trigger()
+            server.should_exit = True
+
+        watcher = asyncio.ensure_future(stop_when_triggered())
+        try:
+            await server.serve(sockets=list(sockets))
+        except SystemExit as exit_:  # uvicorn exits the process when the lifespan startup fails
+            raise RuntimeError(f"uvicorn could not start the app (exit code {exit_.code})") from None
+        finally:
+            watcher.cancel()
+
+
+@functools.cache
+def _runner_owned_server_class() -> type:
+    import uvicorn
+
+    class RunnerOwnedServer(uvicorn.Server):
+        """A ``uvicorn.Server`` that leaves the process's signal handlers to the aeros runner."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return RunnerOwnedServer
 
 
 class UvicornPlugin:
-    """Placeholder: registers no hooks yet."""
+    """Provides the ``"uvicorn"`` server backend (``app.run(server="uvicorn")``)."""
+
+    @hookimpl
+    def aeros_server_backend(self, name: str) -> UvicornBackend | None:
+        return UvicornBackend() if name == "uvicorn" else None

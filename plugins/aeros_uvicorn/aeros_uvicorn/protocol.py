@@ -1,0 +1,70 @@
+"""uvicorn's httptools protocol with a bound on the request head (``max_header_size``).
+
+uvicorn's httptools protocol accepts request heads of any size; Hypercorn (and uvicorn's
+h11 protocol) refuse heads beyond a limit. This subclass applies the runner's
+``max_header_size`` (passed as ``h11_max_incomplete_event_size``) and answers 431.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+DEFAULT_MAX_HEAD = 16 * 1024
+_REJECT_BODY = b"431 Request Header Fields Too Large\n"
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """Answers 431 and closes when the request line and headers exceed the limit."""
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.max_head = config.h11_max_incomplete_event_size or DEFAULT_MAX_HEAD
+        self.head_open = False  # between the start of a request and the end of its headers
+        self.head_bytes = 0
+        self.head_too_large = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Bytes of a head still incomplete after this chunk: bounds what the parser buffers.
+        if self.head_open and not self.transport.is_closing():
+            self.head_bytes += len(data)
+            if self.head_bytes > self.max_head:
+                self.head_too_large = True
+                self.send_400_response("")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.head_open = True
+        self.head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self.head_open = False
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.max_head:
+            self.head_too_large = True
+            raise _HeadTooLarge()  # the parser stops; uvicorn answers through send_400_response
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self.head_too_large:
+            return super().send_400_response(msg)
+        self.logger.warning("Request head larger than %d bytes refused.", self.max_head)
+        content = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend(
+            [
+                b"content-type: text/plain; charset=utf-8\r\n",
+                b"content-length: " + str(len(_REJECT_BODY)).encode("ascii") + b"\r\n",
+                b"connection: close\r\n\r\n",
+                _REJECT_BODY,
+            ]
+        )
+        self.transport.write(b"".join(content))
+        self.transport.close()

@@ -1,0 +1,276 @@
+"""The uvicorn backend: real servers on 127.0.0.1, real HTTP, real processes and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aeros import WebServer
+
+
+@pytest.fixture
+def app() -> WebServer:
+    app = WebServer(__name__)
+
+    @app.route("/hello")
+    async def hello():
+        return "hello"
+
+    @app.route("/slow")
+    async def slow():
+        await asyncio.sleep(1)
+        return "slept"
+
+    @app.route("/json")
+    async def json_view():
+        return {"pid": os.getpid()}
+
+    return app
+
+
+def test_serves_with_uvicorn(serve, app):
+    server = serve(app, server="uvicorn")
+    response = httpx.get(server.url + "/hello", timeout=5)
+    assert response.status_code == 200
+    assert response.text == "hello"
+    assert response.headers["server"] == "uvicorn"
+    assert httpx.get(server.url + "/json", timeout=5).json() == {"pid": os.getpid()}
+    assert httpx.get(server.url + "/missing", timeout=5).status_code == 404
+
+
+def test_two_servers_at_once(serve, app):
+    first = serve(app, server="uvicorn")
+    second = serve(app, server="uvicorn")
+    assert first.port != second.port
+    for server in (first, second):
+        assert httpx.get(server.url + "/hello", timeout=5).text == "hello"
+    first.stop(10)
+    assert httpx.get(second.url + "/hello", timeout=5).text == "hello"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(first.url + "/hello", timeout=5)
+
+
+def test_stop_lets_the_request_in_flight_finish(serve, app):
+    server = serve(app, server="uvicorn", graceful_timeout=5)
+    result: dict = {}
+
+    def slow_request() -> None:
+        result["response"] = httpx.get(server.url + "/slow", timeout=15)
+
+    client = threading.Thread(target=slow_request)
+    client.start()
+    time.sleep(0.3)
+    server.stop(timeout=10)
+    client.join(15)
+    assert result["response"].status_code == 200
+    assert result["response"].text == "slept"
+    assert not server.running
+
+
+def test_lifespan_runs_startup_and_shutdown(serve):
+    app = WebServer(__name__)
+    events: list[str] = []
+
+    @app.before_serving
+    async def started():
+        events.append("startup")
+
+    @app.after_serving
+    async def stopped():
+        events.append("shutdown")
+
+    @app.route("/")
+    async def home():
+        return ",".join(events)
+
+    server = serve(app, server="uvicorn")
+    assert httpx.get(server.url + "/", timeout=5).text == "startup"
+    server.stop(10)
+    assert events == ["startup", "shutdown"]
+
+
+def test_a_failing_startup_is_reported(app):
+    @app.before_serving
+    async def broken():
+        raise RuntimeError("no database")
+
+    with pytest.raises(RuntimeError, match="failed to start"):
+        app.run_in_thread(server="uvicorn", port=0, access_log_to_std=False)
+
+
+def test_soft_limit_answers_503(serve, app):
+    server = serve(app, server="uvicorn", soft_limit=1)
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=15) as client:
+            responses = await asyncio.gather(*(client.get(server.url + "/slow") for _ in range(4)))
+        return [r.status_code for r in responses]
+
+    statuses = asyncio.run(burst())
+    assert statuses.count(200) >= 1
+    assert 503 in statuses
+    busy = httpx.get(server.url + "/hello", timeout=5)  # the limit frees up afterwards
+    assert busy.status_code == 200
+
+
+def test_access_log_lines(serve, app, tmp_path):
+    log_file = tmp_path / "access.log"
+    server = serve(app, server="uvicorn", access_log_file=str(log_file))
+    httpx.get(server.url + "/hello?x=1", timeout=5)
+    server.stop(10)
+    line = log_file.read_text().strip().splitlines()[-1]
+    assert re.match(r'127\.0\.0\.1 - - \[.+\] "GET /hello\?x=1 HTTP/1\.1" 200 5 [\d.]+ms$', line), line
+    logging.getLogger("aeros.access").handlers.clear()
+
+
+def test_oversized_headers_get_431_and_the_server_keeps_serving(serve, app):
+    server = serve(app, server="uvicorn")
+    response = httpx.get(server.url + "/hello", headers={"x-big": "a" * 40_000}, timeout=5)
+    assert response.status_code == 431
+    many = {f"x-h{i}": "b" * 100 for i in range(300)}  # 30 KB in many small headers
+    assert httpx.get(server.url + "/hello", headers=many, timeout=5).status_code == 431
+    assert httpx.get(server.url + "/hello", headers={"x-ok": "a" * 1000}, timeout=5).status_code == 200
+
+
+def test_malformed_request_line_gets_400(serve, app):
+    server = serve(app, server="uvicorn")
+    with socket.create_connection((server.host, server.port), timeout=5) as conn:
+        conn.sendall(b"NOT A REQUEST\r\n\r\n")
+        reply = conn.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert httpx.get(server.url + "/hello", timeout=5).status_code == 200
+
+
+def test_tls(serve, app, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = serve(app, server="uvicorn", certfile=str(certfile), keyfile=str(keyfile))
+    assert server.url.startswith("https://")
+    response = httpx.get(server.url + "/hello", verify=ssl.create_default_context(cafile=str(ca_file)), timeout=5)
+    assert response.status_code == 200
+    assert response.text == "hello"
+
+
+def test_unknown_backend_option_is_refused(app):
+    with pytest.raises(RuntimeError, match="no_such_option"):
+        app.run_in_thread(server="uvicorn", port=0, no_such_option=1, access_log_to_std=False)
+
+
+def test_backend_options_reach_uvicorn(serve, app):
+    server = serve(app, server="uvicorn", headers=[("x-served-by", "uvicorn-test")], http="h11")
+    response = httpx.get(server.url + "/hello", timeout=5)
+    assert response.headers["x-served-by"] == "uvicorn-test"
+
+
+def test_include_server_header_false(serve):
+    app = WebServer(__name__, include_server_header=False)
+
+    @app.route("/")
+    async def home():
+        return "hi"
+
+    server = serve(app, server="uvicorn")
+    assert "server" not in httpx.get(server.url + "/", timeout=5).headers
+
+
+WORKER_SCRIPT = """
+import asyncio, os
+from aeros import WebServer
+
+app = WebServer(__name__)
+
+@app.route("/pid")
+async def pid():
+    return str(os.getpid())
+
+@app.route("/slow")
+async def slow():
+    await asyncio.sleep(1)
+    return "slept " + str(os.getpid())
+
+if __name__ == "__main__":
+    app.run(port=int(os.environ["PORT"]), workers=2, server="uvicorn", graceful_timeout=5,
+            access_log_to_std=False)
+    print("parent exiting cleanly", flush=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def test_two_workers_answer_from_two_pids_and_exit_zero_on_sigterm(tmp_path: Path):
+    script = tmp_path / "uvicorn_app.py"
+    script.write_text(textwrap.dedent(WORKER_SCRIPT))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert wait_for(lambda: httpx.get(url + "/pid", timeout=2).status_code == 200, 30)
+        seen: set[str] = set()
+        for _ in range(300):
+            seen.add(httpx.get(url + "/pid", timeout=5, headers={"Connection": "close"}).text)
+            if len(seen) == 2:
+                break
+        assert len(seen) == 2, seen
+        assert str(process.pid) not in seen
+
+        result: dict = {}
+
+        def slow_request() -> None:
+            result["response"] = httpx.get(url + "/slow", timeout=15)
+
+        client = threading.Thread(target=slow_request)
+        client.start()
+        time.sleep(0.4)
+        process.send_signal(signal.SIGTERM)
+        client.join(15)
+        output, _ = process.communicate(timeout=20)
+        assert process.returncode == 0, output
+        assert result["response"].status_code == 200
+        assert "parent exiting cleanly" in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
