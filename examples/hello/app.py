@@ -13,6 +13,11 @@ async def home():
     return {"hello": "world", "pid": os.getpid()}
 
 
+@app.route("/pid")
+async def pid():
+    return str(os.getpid())
+
+
 @app.route("/hello/<name>")
 async def hello(name: str):
     return f"Hello, {name}!"
