@@ -26,7 +26,7 @@ KNOWN_PLUGINS: tuple[KnownPlugin, ...] = (
     ),
     KnownPlugin("aeros_compress", "compress", ("Gzip", "Br", "Zstd", "Compression"), ("compression",)),
     KnownPlugin("aeros_headers", "headers", ("Cors",), ("global_headers", "cors", "security_headers")),
-    KnownPlugin("aeros_request", "request", ("EasyRequest",), ()),
+    KnownPlugin("aeros_request", "request", ("EasyRequest", "JSONBodyError"), ()),
 )
 
 

@@ -1,3 +1,5 @@
 """EasyRequest: one uniform, request-scoped accessor for params, headers, cookies, form and JSON."""
 
-__all__: list[str] = []
+from .easy import EasyRequest, JSONBodyError
+
+__all__ = ["EasyRequest", "JSONBodyError"]

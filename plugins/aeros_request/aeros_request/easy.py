@@ -1,0 +1,228 @@
+"""``EasyRequest``: one uniform accessor for the current request, safe under concurrency.
+
+The original Aeros copied the request into module globals in a decorator, so two concurrent
+requests could read each other's values. Here nothing is copied: every attribute is read from
+Quart's request context (a context variable), or, for an injected instance, from the request
+object it was made for.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from typing import Any, Awaitable, Callable, Optional, TypeVar
+
+from quart import has_request_context
+from quart import request as _quart_request
+from werkzeug.datastructures import Headers, MultiDict
+from werkzeug.exceptions import BadRequest
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Marks a view that already injects ``EasyRequest`` parameters itself.
+INJECTING = "_aeros_easyrequest_injects"
+_JSON_CACHE = "_aeros_easyrequest_json"
+_MISSING = object()
+
+
+class JSONBodyError(BadRequest):
+    """``await request.json`` on a body that is not JSON: a 400 whose message says why."""
+
+
+def current_request() -> Any:
+    """The ``quart.Request`` being handled; ``RuntimeError`` outside a request."""
+    if not has_request_context():
+        raise RuntimeError(
+            "EasyRequest was used outside a request: read it inside a view (or a function the view calls)"
+        )
+    return _quart_request._get_current_object()  # type: ignore[attr-defined]
+
+
+async def _read_json(request: Any) -> Any:
+    cached = getattr(request, _JSON_CACHE, _MISSING)
+    if cached is not _MISSING:
+        return cached
+    if not request.is_json:
+        raise JSONBodyError(
+            "The request body must be JSON sent with 'Content-Type: application/json';"
+            f" this request has Content-Type {request.content_type or 'none'!r}."
+        )
+    text = await request.get_data(as_text=True)
+    if not text.strip():
+        raise JSONBodyError("The request body is empty; JSON was expected.")
+    try:
+        value = request.json_module.loads(text)
+    except ValueError as error:
+        raise JSONBodyError(f"The request body is not valid JSON: {error}.") from None
+    setattr(request, _JSON_CACHE, value)
+    return value
+
+
+async def _read_form(request: Any) -> MultiDict:
+    return await request.form
+
+
+async def _read_files(request: Any) -> MultiDict:
+    return await request.files
+
+
+class _ClassAccess(type):
+    """Makes ``EasyRequest.params`` (on the class itself) read the current request."""
+
+    @property
+    def params(cls) -> MultiDict:
+        return current_request().args
+
+    @property
+    def headers(cls) -> Headers:
+        return current_request().headers
+
+    @property
+    def cookies(cls) -> MultiDict:
+        return current_request().cookies
+
+    @property
+    def form(cls) -> Awaitable[MultiDict]:
+        return _read_form(current_request())
+
+    @property
+    def json(cls) -> Awaitable[Any]:
+        return _read_json(current_request())
+
+    @property
+    def files(cls) -> Awaitable[MultiDict]:
+        return _read_files(current_request())
+
+    @property
+    def quart_request(cls) -> Any:
+        return current_request()
+
+
+class EasyRequest(metaclass=_ClassAccess):
+    """The current request with one syntax: plain attributes, and ``await`` for the body.
+
+    ``params`` (query string), ``headers`` and ``cookies`` are plain attributes (Quart's
+    ``MultiDict``/``Headers``); ``form``, ``json`` and ``files`` need ``await`` because they read
+    the body. ``await request.json`` on a body that is not JSON, or without
+    ``Content-Type: application/json``, answers 400 with a message saying which.
+
+    Three ways to use it, all request-scoped (concurrent requests never see each other's values):
+
+    - inject: ``async def view(request: EasyRequest)`` — any parameter annotated ``EasyRequest``
+      receives an instance bound to the request (the aeros-request plugin does this for every
+      route; ``@EasyRequest()`` does it where the plugin is not loaded);
+    - the original Aeros style: ``EasyRequest.params`` read on the class, inside a view;
+    - an unbound instance, ``EasyRequest()``, which reads whatever request is current.
+
+    Args:
+        request: the ``quart.Request`` to read; ``None`` reads the current request on each access.
+    """
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: Optional[Any] = None) -> None:
+        self._request = request
+
+    def _get(self) -> Any:
+        return self._request if self._request is not None else current_request()
+
+    @property  # type: ignore[override]
+    def params(self) -> MultiDict:
+        """The query-string parameters (``quart.request.args``)."""
+        return self._get().args
+
+    @property  # type: ignore[override]
+    def headers(self) -> Headers:
+        """The request headers, case-insensitive."""
+        return self._get().headers
+
+    @property  # type: ignore[override]
+    def cookies(self) -> MultiDict:
+        """The request cookies."""
+        return self._get().cookies
+
+    @property  # type: ignore[override]
+    def form(self) -> Awaitable[MultiDict]:
+        """``await`` it: the form fields of a urlencoded or multipart body."""
+        return _read_form(self._get())
+
+    @property  # type: ignore[override]
+    def json(self) -> Awaitable[Any]:
+        """``await`` it: the JSON body; 400 (``JSONBodyError``) if the body is not JSON."""
+        return _read_json(self._get())
+
+    @property  # type: ignore[override]
+    def files(self) -> Awaitable[MultiDict]:
+        """``await`` it: uploaded files of a multipart body (``FileStorage`` values)."""
+        return _read_files(self._get())
+
+    @property  # type: ignore[override]
+    def quart_request(self) -> Any:
+        """The underlying ``quart.Request``."""
+        return self._get()
+
+    def __call__(self, view: F) -> F:
+        """Decorate a view (the original Aeros way); injects parameters annotated ``EasyRequest``.
+
+        Without such parameters the view is returned unchanged: ``EasyRequest.params`` works in
+        any view without the decorator, which is kept so original Aeros code runs as it is.
+        """
+        return inject(view)  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return "<EasyRequest bound>" if self._request is not None else "<EasyRequest current>"
+
+
+def injected_parameters(view: Callable[..., Any]) -> tuple[str, ...]:
+    """Names of ``view``'s parameters annotated ``EasyRequest`` (string annotations included)."""
+    try:
+        signature = inspect.signature(view)
+    except (TypeError, ValueError):
+        return ()
+    try:
+        hints = typing.get_type_hints(view)
+    except Exception:  # unresolvable forward references: fall back to the raw annotations
+        hints = {}
+    names = []
+    for name, parameter in signature.parameters.items():
+        annotation = hints.get(name, parameter.annotation)
+        if annotation is EasyRequest or annotation in ("EasyRequest", "aeros.EasyRequest"):
+            names.append(name)
+    return tuple(names)
+
+
+def inject(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``view`` so its ``EasyRequest`` parameters get an instance bound to the request.
+
+    Sync views stay sync (Quart runs them in a thread, where the request context is copied).
+    A view without such parameters, or one already wrapped, is returned unchanged.
+    """
+    if getattr(view, INJECTING, False):
+        return view
+    names = injected_parameters(view)
+    if not names:
+        return view
+
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_view(*args: Any, **kwargs: Any) -> Any:
+            request = EasyRequest(current_request())
+            for name in names:
+                kwargs.setdefault(name, request)
+            return await view(*args, **kwargs)
+
+        wrapped: Callable[..., Any] = async_view
+    else:
+
+        @functools.wraps(view)
+        def sync_view(*args: Any, **kwargs: Any) -> Any:
+            request = EasyRequest(current_request())
+            for name in names:
+                kwargs.setdefault(name, request)
+            return view(*args, **kwargs)
+
+        wrapped = sync_view
+    setattr(wrapped, INJECTING, True)
+    return wrapped
