@@ -1,3 +1,18 @@
-"""Server-side response cache (memory, filesystem, Redis) and Cache-Control for aeros."""
+"""aeros-cache: a safe, async server-side response cache and ``Cache-Control`` for aeros.
 
-__all__: list[str] = []
+``WebServer(__name__, cache=SimpleCache())`` turns the plugin on; ``@app.cache(timeout=60)``
+caches a view. See the README of the distribution for every option.
+"""
+
+from .backends import CacheBackend, FileSystemCache, FilesystemCache, RedisCache, SimpleCache
+from .control import CacheControl, CacheTypes
+
+__all__ = [
+    "CacheBackend",
+    "CacheControl",
+    "CacheTypes",
+    "FileSystemCache",
+    "FilesystemCache",
+    "RedisCache",
+    "SimpleCache",
+]

@@ -1,0 +1,381 @@
+"""Cache backends: memory (``SimpleCache``), files (``FileSystemCache``) and Redis (``RedisCache``).
+
+A backend stores :class:`~aeros_cache.entry.Entry` objects under string keys. Every method is
+``async`` and never blocks the event loop: file I/O runs in ``asyncio.to_thread``, Redis goes
+through ``redis.asyncio``. Backends raise on failure; the plugin turns failures into misses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import tempfile
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from typing import Any
+
+from .entry import Entry, decode, encode
+
+__all__ = ["CacheBackend", "SimpleCache", "FileSystemCache", "FilesystemCache", "RedisCache"]
+
+
+class CacheBackend:
+    """Base class of the backends. ``default_timeout`` (seconds, ``0`` = never) applies to
+    ``@app.cache(timeout=None)``."""
+
+    #: whether a lookup is cheap enough to be done for every request at the ASGI edge
+    in_process: bool = False
+
+    def __init__(self, default_timeout: float = 300) -> None:
+        self.default_timeout = default_timeout
+
+    async def get(self, key: str) -> Entry | None:
+        raise NotImplementedError
+
+    async def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        """Store ``entry``; ``ttl`` seconds until the backend may drop it (``None``: never)."""
+        raise NotImplementedError
+
+    async def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix``; return how many went."""
+        raise NotImplementedError
+
+    async def clear(self) -> None:
+        raise NotImplementedError
+
+    async def startup(self) -> None:
+        """Open per-event-loop resources (called in each serving loop)."""
+
+    async def shutdown(self) -> None:
+        """Close what :meth:`startup` opened in the current loop."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class SimpleCache(CacheBackend):
+    """Memory of one process, at most ``threshold`` entries, least recently used evicted first.
+
+    Safe to share between several servers in threads of one process (a lock guards it).
+    """
+
+    in_process = True
+
+    def __init__(self, threshold: int = 500, default_timeout: float = 300) -> None:
+        super().__init__(default_timeout)
+        if threshold < 1:
+            raise ValueError("threshold must be at least 1")
+        self.threshold = threshold
+        self._data: OrderedDict[str, tuple[float | None, Entry]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_now(self, key: str) -> Entry | None:
+        """Synchronous lookup (memory only; used by the ASGI edge without an ``await``)."""
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            deadline, entry = item
+            if deadline is not None and time.time() >= deadline:
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            return entry
+
+    async def get(self, key: str) -> Entry | None:
+        return self.get_now(key)
+
+    async def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        deadline = None if ttl is None else time.time() + ttl
+        with self._lock:
+            self._data[key] = (deadline, entry)
+            self._data.move_to_end(key)
+            while len(self._data) > self.threshold:
+                self._data.popitem(last=False)
+
+    async def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [key for key in self._data if key.startswith(prefix)]
+            for key in doomed:
+                del self._data[key]
+        return len(doomed)
+
+    async def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+# --- files ----------------------------------------------------------------------------------
+
+_FILE_HEAD = struct.Struct(">4sdI")  # magic, deadline (0 = never), key length
+_FILE_MAGIC = b"AEF1"
+_SUFFIX = ".entry"
+
+
+class FileSystemCache(CacheBackend):
+    """Entries as files in ``directory``, shared by every process of one machine.
+
+    Each write goes to a temporary file in the same directory and is renamed over the
+    target (``os.replace``), so a reader sees the old entry or the new one, never half of
+    one. At most about ``threshold`` files are kept (expired, then oldest, pruned first).
+    All file work runs in a thread (``asyncio.to_thread``).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], threshold: int = 1000, default_timeout: float = 300,
+                 mode: int = 0o600) -> None:
+        super().__init__(default_timeout)
+        self.directory = os.fspath(directory)
+        self.threshold = threshold
+        self.mode = mode
+        self._writes = 0
+
+    def describe(self) -> str:
+        return f"FileSystemCache({self.directory!r})"
+
+    def _path(self, key: str) -> str:
+        import hashlib
+
+        return os.path.join(self.directory, hashlib.sha256(key.encode()).hexdigest() + _SUFFIX)
+
+    # blocking helpers (run in a thread)
+
+    def _read(self, path: str) -> tuple[str, float, bytes] | None:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        if len(data) < _FILE_HEAD.size:
+            return None
+        magic, deadline, size = _FILE_HEAD.unpack_from(data)
+        if magic != _FILE_MAGIC:
+            return None
+        key = data[_FILE_HEAD.size : _FILE_HEAD.size + size].decode("utf-8", "replace")
+        return key, deadline, data[_FILE_HEAD.size + size :]
+
+    def _get(self, key: str) -> Entry | None:
+        path = self._path(key)
+        found = self._read(path)
+        if found is None or found[0] != key:
+            return None
+        if found[1] and time.time() >= found[1]:
+            self._unlink(path)
+            return None
+        return decode(found[2])
+
+    def _set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        raw_key = key.encode("utf-8")
+        deadline = 0.0 if ttl is None else time.time() + ttl
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(_FILE_HEAD.pack(_FILE_MAGIC, deadline, len(raw_key)))
+                handle.write(raw_key)
+                handle.write(encode(entry))
+            os.chmod(tmp, self.mode)
+            os.replace(tmp, self._path(key))
+        except BaseException:
+            self._unlink(tmp)
+            raise
+        self._writes += 1
+        if self.threshold and self._writes % 32 == 1:
+            self._prune()
+
+    @staticmethod
+    def _unlink(path: str) -> None:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+    def _entries(self) -> list[os.DirEntry[str]]:
+        with os.scandir(self.directory) as listing:
+            return [item for item in listing if item.name.endswith(_SUFFIX)]
+
+    def _prune(self) -> None:
+        files = self._entries()
+        if len(files) <= self.threshold:
+            return
+        now = time.time()
+        alive = []
+        for item in files:
+            found = self._read(item.path)
+            if found is None or (found[1] and now >= found[1]):
+                self._unlink(item.path)
+            else:
+                alive.append(item)
+        excess = len(alive) - int(self.threshold * 0.8)
+        if excess > 0:
+            alive.sort(key=lambda item: item.stat().st_mtime)
+            for item in alive[:excess]:
+                self._unlink(item.path)
+
+    def _delete_prefix(self, prefix: str) -> int:
+        count = 0
+        for item in self._entries():
+            found = self._read(item.path)
+            if found is not None and found[0].startswith(prefix):
+                self._unlink(item.path)
+                count += 1
+        return count
+
+    def _clear(self) -> None:
+        if not os.path.isdir(self.directory):
+            return
+        for item in self._entries():
+            self._unlink(item.path)
+
+    # async API
+
+    async def get(self, key: str) -> Entry | None:
+        return await asyncio.to_thread(self._get, key)
+
+    async def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        await asyncio.to_thread(self._set, key, entry, ttl)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._unlink, self._path(key))
+
+    async def delete_prefix(self, prefix: str) -> int:
+        return await asyncio.to_thread(self._delete_prefix, prefix)
+
+    async def clear(self) -> None:
+        await asyncio.to_thread(self._clear)
+
+
+class FilesystemCache(FileSystemCache):
+    """Deprecated alias of :class:`FileSystemCache` (the original Aeros spelling)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        warnings.warn("FilesystemCache is deprecated; use FileSystemCache", DeprecationWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+class RedisCache(CacheBackend):
+    """Entries in Redis, shared by every process and machine that uses the same server.
+
+    ``url`` (``redis://[:password@]host:port/db``, ``rediss://`` for TLS) wins over
+    ``host``/``port``/``password``/``db``. Keys are namespaced by ``key_prefix`` so that
+    :meth:`clear` deletes only this cache's keys, never the whole database. One connection
+    pool per event loop (each worker, each threaded server), opened at startup and closed at
+    shutdown; ``socket_timeout`` bounds how long a dead server can hold a request.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        password: str | None = None,
+        db: int = 0,
+        url: str | None = None,
+        key_prefix: str = "aeros-cache:",
+        default_timeout: float = 300,
+        socket_timeout: float = 1.0,
+        max_connections: int | None = 64,
+        **redis_options: Any,
+    ) -> None:
+        super().__init__(default_timeout)
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError("RedisCache needs the redis package: pip install 'aeros[redis]'") from error
+        self.url = url
+        self.host, self.port, self.password, self.db = host, port, password, db
+        self.key_prefix = key_prefix
+        self.socket_timeout = socket_timeout
+        self.max_connections = max_connections
+        self.redis_options = redis_options
+        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        if self.url:
+            return f"RedisCache({self.url.split('@')[-1]!r})"
+        return f"RedisCache({self.host}:{self.port}/{self.db})"
+
+    def _new_client(self) -> Any:
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        options: dict[str, Any] = {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_timeout,
+            "max_connections": self.max_connections,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        options.update(self.redis_options)
+        if self.url:
+            pool = aioredis.ConnectionPool.from_url(self.url, **options)
+        else:
+            pool = aioredis.ConnectionPool(host=self.host, port=self.port, password=self.password, db=self.db,
+                                           **options)
+        return aioredis.Redis(connection_pool=pool)
+
+    def _client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(loop)
+                if client is None:
+                    client = self._clients[loop] = self._new_client()
+        return client
+
+    async def startup(self) -> None:
+        self._client()
+
+    async def shutdown(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose(close_connection_pool=True)
+
+    async def get(self, key: str) -> Entry | None:
+        data = await self._client().get(self.key_prefix + key)
+        return None if data is None else decode(data)
+
+    async def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        milliseconds = None if ttl is None else max(1, int(ttl * 1000))
+        await self._client().set(self.key_prefix + key, encode(entry), px=milliseconds)
+
+    async def delete(self, key: str) -> None:
+        await self._client().delete(self.key_prefix + key)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        client = self._client()
+        count = 0
+        batch: list[Any] = []
+        async for name in client.scan_iter(match=_glob_escape(self.key_prefix + prefix) + "*", count=500):
+            batch.append(name)
+            if len(batch) >= 500:
+                count += await client.unlink(*batch)
+                batch = []
+        if batch:
+            count += await client.unlink(*batch)
+        return count
+
+    async def clear(self) -> None:
+        await self.delete_prefix("")
