@@ -262,3 +262,21 @@ def test_per_route_policy_without_an_app_policy(serve):
     # No policy for /plain: the preflight goes to Quart, which answers OPTIONS without CORS.
     answered = preflight(server.url + "/plain", OTHER, "GET")
     assert answered.status_code == 200 and "access-control-allow-origin" not in answered.headers
+
+
+def test_per_route_policy_on_a_method_view(serve):
+    from quart.views import MethodView
+
+    app = WebServer(__name__)
+
+    @Cors(origins=[ALLOWED])
+    class Items(MethodView):
+        async def get(self):
+            return "items"
+
+    app.add_url_rule("/items", view_func=Items.as_view("items"))
+    server = serve(app)
+    allowed = httpx.get(server.url + "/items", headers={"Origin": ALLOWED}, timeout=10)
+    refused = httpx.get(server.url + "/items", headers={"Origin": OTHER}, timeout=10)
+    assert allowed.text == "items" and allowed.headers["access-control-allow-origin"] == ALLOWED
+    assert "access-control-allow-origin" not in refused.headers
