@@ -23,6 +23,11 @@ import pytest
 
 from .runner.thread import ThreadedServer
 
+try:  # pytest-asyncio's own marker, so that async_client works in its default "strict" mode too
+    from pytest_asyncio import fixture as _async_fixture
+except ImportError:  # pragma: no cover - async_client then needs another async plugin (anyio)
+    _async_fixture = pytest.fixture
+
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., ThreadedServer]]:
@@ -55,7 +60,7 @@ def live_server(request: pytest.FixtureRequest, serve: Callable[..., ThreadedSer
     return serve(app)
 
 
-@pytest.fixture
+@_async_fixture
 async def async_client(live_server: ThreadedServer) -> AsyncIterator[Any]:
     """An ``httpx.AsyncClient`` whose base URL is ``live_server.url`` (needs httpx)."""
     import httpx

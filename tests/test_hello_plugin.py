@@ -85,6 +85,7 @@ def test_hooks_run_on_a_real_server(serve) -> None:
 @pytest.mark.parametrize("name", [ENTRY_POINT, DIST])
 def test_disable_plugins_turns_it_off(serve, name: str) -> None:
     app = WebServer(__name__, disable_plugins=[name])
+    assert "hello_greeting" in WebServer(__name__, hello_greeting="Hi").options
     assert ENTRY_POINT not in [info.name for info in app.plugins]
     assert "hello_greeting" not in app.options
     server = serve(app)
@@ -97,24 +98,26 @@ def test_disable_plugins_turns_it_off(serve, name: str) -> None:
 
 def test_aeros_disable_plugins_environment_variable(serve, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AEROS_DISABLE_PLUGINS", f"cache, {ENTRY_POINT}")
-    app = WebServer(__name__)
+    app = WebServer(__name__, cache=None)  # None: an absent first-party plugin's keyword is accepted
     names = [info.name for info in app.plugins]
     assert ENTRY_POINT not in names and "cache" not in names
     server = serve(app)
     assert httpx.get(server.url + "/hello-plugin/ping").status_code == 404
+    with pytest.raises(UnknownOptionError, match="hello_greeting"):
+        WebServer(__name__, hello_greeting="Hi")
     monkeypatch.delenv("AEROS_DISABLE_PLUGINS")
-    assert ENTRY_POINT in [info.name for info in WebServer(__name__).plugins]
+    assert ENTRY_POINT in [info.name for info in WebServer(__name__, hello_greeting="Hi").plugins]
 
 
 def test_aeros_trace_plugins_logs_each_hook_call(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     monkeypatch.setenv("AEROS_TRACE_PLUGINS", "1")
     with caplog.at_level(logging.DEBUG, logger="aeros.trace"):
-        app = WebServer(__name__)
+        app = WebServer(__name__, hello_greeting="Hi")
         app.request_pipeline  # builds the chains: aeros_before_request, aeros_after_response
     traced = [record.getMessage() for record in caplog.records if record.name == "aeros.trace"]
     assert any("aeros_app_init" in line and ENTRY_POINT in line for line in traced), traced
     assert any("aeros_after_response" in line and ENTRY_POINT in line for line in traced), traced
     caplog.clear()
     monkeypatch.delenv("AEROS_TRACE_PLUGINS")
-    WebServer(__name__).request_pipeline
+    WebServer(__name__, hello_greeting="Hi").request_pipeline
     assert not [record for record in caplog.records if record.name == "aeros.trace"]

@@ -8,29 +8,33 @@ from aeros import AfterResponse, AsgiWrapper, Option, ServerSettings, Stage, Web
 
 ASGIApp = Callable[..., Awaitable[None]]
 
-DEFAULT_GREETING = "Hello"
 PING_PATH = "/hello-plugin/ping"
 PING_BODY = b"pong\n"
 
 
 class HelloPlugin:
-    """Declares ``hello_greeting=``, adds a route and an ``X-Hello`` header, answers a ping at the edge."""
+    """Declares ``hello_greeting=``; when it is set, adds a route and an ``X-Hello`` header and
+    answers a ping at the edge. Left at ``None`` (the default) the plugin adds nothing at all:
+    an installed plugin that is not configured must cost nothing on the request path.
+    """
 
     def __init__(self) -> None:
-        self.greeting = DEFAULT_GREETING
+        self.greeting: str | None = None
         self.serving = 0  # serving processes/threads of this app that ran startup but not shutdown
 
     # --- construction: called once, inside WebServer(...) -------------------------------------
 
     @hookimpl
     def aeros_options(self) -> list[Option]:
-        return [Option("hello_greeting", DEFAULT_GREETING, "the greeting of /hello-plugin/<name> and X-Hello")]
+        return [Option("hello_greeting", None, "the greeting of /hello-plugin/<name> and X-Hello; None: off")]
 
     @hookimpl
     def aeros_app_init(self, app: WebServer, options: Mapping[str, Any]) -> None:
         greeting = options["hello_greeting"]
+        if greeting is None:
+            return  # not configured for this app: no route, no steps, no wrapper
         if not isinstance(greeting, str) or not greeting:
-            raise TypeError(f"hello_greeting must be a non-empty str, got {greeting!r}")
+            raise TypeError(f"hello_greeting must be a non-empty str or None, got {greeting!r}")
         self.greeting = greeting
 
         async def hello(name: str) -> dict[str, Any]:
@@ -42,16 +46,23 @@ class HelloPlugin:
     # --- request path: factories, called once per app (never per request) ----------------------
 
     @hookimpl
-    def aeros_after_response(self, app: WebServer) -> AfterResponse:
+    def aeros_after_response(self, app: WebServer) -> AfterResponse | None:
+        greeting = self.greeting
+        if greeting is None:
+            return None
+
         async def add_header(response: Any) -> Any:
-            response.headers["X-Hello"] = self.greeting
+            response.headers["X-Hello"] = greeting
             return response
 
         # HEADERS: after the cache stored the body (STORE), before compression (ENCODE).
         return AfterResponse(Stage.HEADERS, add_header)
 
     @hookimpl
-    def aeros_asgi_wrapper(self, app: WebServer, settings: ServerSettings) -> AsgiWrapper:
+    def aeros_asgi_wrapper(self, app: WebServer, settings: ServerSettings) -> AsgiWrapper | None:
+        if self.greeting is None:
+            return None
+
         def wrap(inner: ASGIApp) -> ASGIApp:
             async def hello_edge(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 if scope["type"] == "http" and scope["path"] == PING_PATH:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from aeros import WebServer
-from aeros_hello import DEFAULT_GREETING, PING_PATH, HelloPlugin
+from aeros_hello import PING_PATH, HelloPlugin
 
 
 def hello_plugin(app: WebServer) -> HelloPlugin:
@@ -21,8 +21,17 @@ def hello_plugin(app: WebServer) -> HelloPlugin:
 
 
 def test_aeros_options_declares_hello_greeting_with_a_default() -> None:
-    assert WebServer(__name__).options["hello_greeting"] == DEFAULT_GREETING
+    assert WebServer(__name__).options["hello_greeting"] is None
     assert WebServer(__name__, hello_greeting="Hi").options["hello_greeting"] == "Hi"
+
+
+def test_not_configured_it_adds_nothing_to_the_request_path(serve) -> None:
+    app = WebServer(__name__)
+    assert app.request_pipeline.after == ()  # (assuming no other plugin is configured)
+    server = serve(app)
+    assert httpx.get(server.url + "/hello-plugin/Ada").status_code == 404
+    assert httpx.get(server.url + PING_PATH).status_code == 404
+    assert "x-hello" not in httpx.get(server.url + "/hello-plugin/Ada").headers
 
 
 def test_aeros_app_init_rejects_a_bad_greeting() -> None:
@@ -49,7 +58,7 @@ def test_route_and_header_on_a_real_server(serve) -> None:
 
 
 def test_aeros_asgi_wrapper_answers_ping_at_the_edge(serve) -> None:
-    app = WebServer(__name__)
+    app = WebServer(__name__, hello_greeting="Hi")
     server = serve(app)
     response = httpx.get(server.url + PING_PATH)
     assert response.status_code == 200
@@ -58,7 +67,7 @@ def test_aeros_asgi_wrapper_answers_ping_at_the_edge(serve) -> None:
 
 
 def test_aeros_startup_and_aeros_shutdown_run_once_per_server(serve) -> None:
-    app = WebServer(__name__)
+    app = WebServer(__name__, hello_greeting="Hi")
     plugin = hello_plugin(app)
     assert plugin.serving == 0
     server = serve(app)
