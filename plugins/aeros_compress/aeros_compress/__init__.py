@@ -1,3 +1,8 @@
-"""gzip, brotli and zstd response compression with Accept-Encoding negotiation for aeros."""
+"""gzip, brotli and zstd response compression with Accept-Encoding negotiation for aeros.
 
-__all__: list[str] = []
+``WebServer(__name__, compression=[Br(), Gzip()])``; see the plugin's README.
+"""
+
+from .codecs import DEFAULT_MIMETYPES, Algorithm, Br, Compression, Gzip, MissingCodecError, Zstd
+
+__all__ = ["Algorithm", "Br", "Compression", "DEFAULT_MIMETYPES", "Gzip", "MissingCodecError", "Zstd"]
