@@ -42,6 +42,7 @@ THROUGHPUT: dict[str, dict[int, float]] = {
     "zstd": {1: 574, 2: 570, 3: 561, 4: 400, 5: 250, 6: 174, 7: 140, 8: 110, 9: 90, 10: 72,
              11: 50, 12: 40, 13: 20, 14: 15, 15: 10, 16: 8, 17: 6, 18: 4, 19: 3},
 }
+THROUGHPUT["gzip"] = THROUGHPUT["zlib"]
 
 
 def offload_threshold(codec: str, level: int) -> int:
