@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -129,3 +130,27 @@ def app_process() -> Iterator[Any]:
     yield start
     for process in started:
         process.stop()
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self, containing: str) -> list[str]:
+        return [r.getMessage() for r in self.records if containing in r.getMessage()]
+
+
+@pytest.fixture
+def cache_log() -> Iterator[_Records]:
+    """What the ``aeros.cache`` logger said during the test (independent of logging configuration)."""
+    handler = _Records()
+    logger = logging.getLogger("aeros.cache")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)

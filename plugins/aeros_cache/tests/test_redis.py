@@ -1,0 +1,85 @@
+"""RedisCache against a real redis-server: shared between processes, and surviving a dead server."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from aeros import RedisCache, WebServer
+
+# the key holds the Host: behind one load balancer, every process sees the same one
+SAME_HOST = {"Host": "app.example"}
+
+
+def redis_app(url: str) -> tuple[WebServer, list[int]]:
+    app = WebServer(__name__, cache=RedisCache(url=url), disable_plugins=["hello"])
+    calls: list[int] = []
+
+    @app.route("/r")
+    @app.cache(timeout=60)
+    async def r() -> dict:
+        calls.append(1)
+        return {"calls": len(calls)}
+
+    return app, calls
+
+
+def test_hit_miss_and_pool_per_loop(redis_server: Any, serve: Any) -> None:
+    app, calls = redis_app(redis_server.url)
+    server = serve(app)
+    assert httpx.get(server.url + "/r").headers["x-cache"] == "MISS"
+    for _ in range(3):
+        assert httpx.get(server.url + "/r").headers["x-cache"] == "HIT"
+    assert len(calls) == 1
+    assert app.cache.stats["edge_hits"] >= 1
+    assert len(app.cache.backend._clients) == 1  # opened at startup in the server's loop
+    server.stop(timeout=10)
+    assert app.cache.backend._clients == {}  # closed at shutdown
+
+
+def test_shared_between_two_processes(redis_server: Any, app_process: Any) -> None:
+    first = app_process(f"redis:{redis_server.url}")
+    second = app_process(f"redis:{redis_server.url}")
+    miss = httpx.get(first.url + "/pid", headers=SAME_HOST, timeout=10)
+    hit = httpx.get(second.url + "/pid", headers=SAME_HOST, timeout=10)
+    assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("MISS", "HIT")
+    assert hit.json() == miss.json() and hit.json()["pid"] == first.process.pid
+
+
+def test_shared_between_two_servers_and_clear(redis_server: Any, serve: Any) -> None:
+    app_a, calls_a = redis_app(redis_server.url)
+    app_b, calls_b = redis_app(redis_server.url)
+    a, b = serve(app_a), serve(app_b)
+    redis_server.command("SET", "someone-else", "keep me")
+    assert httpx.get(a.url + "/r", headers=SAME_HOST).headers["x-cache"] == "MISS"
+    assert httpx.get(b.url + "/r", headers=SAME_HOST).headers["x-cache"] == "HIT"
+    assert (len(calls_a), len(calls_b)) == (1, 0)
+    app_b.clear_cache_sync()  # from sync code, in a loop of its own
+    assert httpx.get(a.url + "/r", headers=SAME_HOST).headers["x-cache"] == "MISS"
+    assert redis_server.command("GET", "someone-else") == b"$7\r\nkeep me\r\n"  # clear is namespaced
+
+
+def test_redis_killed_then_restarted(redis_server: Any, serve: Any, cache_log: Any) -> None:
+    app, calls = redis_app(redis_server.url)
+    server = serve(app)
+    assert httpx.get(server.url + "/r").headers["x-cache"] == "MISS"
+    assert httpx.get(server.url + "/r").headers["x-cache"] == "HIT"
+    redis_server.kill()
+    for _ in range(6):
+        response = httpx.get(server.url + "/r", timeout=10)
+        assert response.status_code == 200
+        assert response.headers["x-cache"] == "MISS"
+    warnings = cache_log.messages("failed")
+    assert len(warnings) == 1  # rate-limited
+    redis_server.start()  # same port
+    deadline = time.monotonic() + 10
+    states = []
+    while time.monotonic() < deadline:
+        states.append(httpx.get(server.url + "/r", timeout=10).headers["x-cache"])
+        if states[-1] == "HIT":
+            break
+        time.sleep(0.2)
+    assert states[-1] == "HIT"
+    assert cache_log.messages("works again")

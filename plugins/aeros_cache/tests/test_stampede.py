@@ -1,0 +1,78 @@
+"""Single flight: concurrent misses run the view once; stale-while-revalidate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from aeros import SimpleCache, WebServer
+
+
+def slow_app(delay: float, **cache_keywords: Any) -> tuple[WebServer, list[int]]:
+    app = WebServer(__name__, cache=SimpleCache(), disable_plugins=["hello"])
+    calls: list[int] = []
+
+    @app.route("/slow")
+    @app.cache(**cache_keywords)
+    async def slow() -> dict:
+        calls.append(1)
+        number = len(calls)
+        await asyncio.sleep(delay)
+        return {"run": number}
+
+    return app, calls
+
+
+async def test_fifty_concurrent_misses_run_the_view_once(serve: Any) -> None:
+    app, calls = slow_app(0.5, timeout=60)
+    server = serve(app)
+    limits = httpx.Limits(max_connections=60)
+    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
+        responses = await asyncio.gather(*(client.get("/slow") for _ in range(50)))
+    assert [r.status_code for r in responses] == [200] * 50
+    assert {r.json()["run"] for r in responses} == {1}
+    assert len(calls) == 1
+    assert sorted(r.headers["x-cache"] for r in responses).count("MISS") == 1
+
+
+async def test_waiting_requests_run_the_view_when_the_answer_cannot_be_shared(serve: Any) -> None:
+    app = WebServer(__name__, cache=SimpleCache(), disable_plugins=["hello"])
+    calls: list[int] = []
+
+    @app.route("/fails")
+    @app.cache(timeout=60)
+    async def fails() -> tuple[str, int]:
+        calls.append(1)
+        await asyncio.sleep(0.2)
+        return "later", 503
+
+    server = serve(app)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        responses = await asyncio.gather(*(client.get("/fails") for _ in range(5)))
+    assert [r.status_code for r in responses] == [503] * 5
+    assert len(calls) == 5
+
+
+async def test_stale_while_revalidate_serves_old_entry_while_one_refreshes(serve: Any) -> None:
+    app, calls = slow_app(0.4, timeout=0.2, stale_while_revalidate=30)
+    server = serve(app)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        assert (await client.get("/slow")).json() == {"run": 1}
+        await asyncio.sleep(0.3)  # now stale
+        refresher = asyncio.create_task(client.get("/slow"))
+        await asyncio.sleep(0.1)  # the refresher is running the view
+        during = await asyncio.gather(*(client.get("/slow") for _ in range(10)))
+        assert all(r.json() == {"run": 1} for r in during)  # old entry, no waiting for the view
+        assert all(r.headers["x-cache"] == "HIT" for r in during)
+        assert (await refresher).json() == {"run": 2}
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            latest = await client.get("/slow")
+            if latest.json() == {"run": 2}:
+                break
+            await asyncio.sleep(0.05)
+        assert latest.json() == {"run": 2}
+    assert len(calls) == 2
