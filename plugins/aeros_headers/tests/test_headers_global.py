@@ -145,3 +145,32 @@ def test_nothing_configured_adds_no_wrapper():
     assert plugin.aeros_asgi_wrapper(app=app) is None
     configured = WebServer(__name__, global_headers={"X-A": "1"})
     assert configured.plugin_manager.get_plugin("headers").aeros_asgi_wrapper(app=configured).stage == Stage.HEADERS
+
+
+def test_real_cache_hits_at_the_edge_get_global_and_per_origin_cors_headers(serve):
+    """With aeros-cache installed: hits (from Quart and from the ASGI edge) carry the headers,
+    and CORS headers follow each request's own origin, never the stored response's."""
+    cache_plugin = pytest.importorskip("aeros_cache")
+    origins = ["https://one.example", "https://two.example", "https://three.example", "https://evil.example"]
+    app = WebServer(
+        __name__, cache=cache_plugin.SimpleCache(), global_headers=GLOBAL, cors={"origins": origins[:3]}
+    )
+    calls = []
+
+    @app.route("/count")
+    @app.cache(timeout=60)
+    async def count():
+        calls.append(1)
+        return {"n": len(calls)}
+
+    server = serve(app)
+    responses = [httpx.get(server.url + "/count", headers={"Origin": origin}, timeout=10) for origin in origins]
+    assert len(calls) == 1
+    assert [r.json() for r in responses] == [{"n": 1}] * 4
+    assert [r.headers.get("x-cache") for r in responses][1:] == ["HIT"] * 3
+    assert app.cache.stats["edge_hits"] >= 1
+    for response, origin in zip(responses, origins):
+        assert_global(response)
+        assert "origin" in response.headers["vary"].lower()
+        expected = origin if origin != "https://evil.example" else None
+        assert response.headers.get("access-control-allow-origin") == expected
