@@ -227,8 +227,7 @@ class Cors:
             headers.append(encode_header("Access-Control-Allow-Methods", method))
         if asked:
             headers.append(encode_header("Access-Control-Allow-Headers", ", ".join(asked)))
-        headers.append((b"content-length", b"0"))
-        return 204, headers, b""
+        return 204, headers, b""  # no Content-Length: a 204 must not carry one (RFC 9110)
 
     def __repr__(self) -> str:
         if self.any_origin:

@@ -79,6 +79,7 @@ def run_chromium(binary: str, url: str, profile: Path) -> str:
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--disable-quic",
+        "--no-proxy-server",
         "--no-first-run",
         "--no-default-browser-check",
         "--disable-background-networking",

@@ -65,6 +65,7 @@ def test_preflight_from_an_allowed_origin(credentialed):
     assert response.headers["access-control-max-age"] == "120"
     assert {"origin", "access-control-request-method", "access-control-request-headers"} <= vary_tokens(response)
     assert response.content == b""
+    assert "content-length" not in response.headers  # RFC 9110: never on a 204
 
 
 @pytest.mark.parametrize(

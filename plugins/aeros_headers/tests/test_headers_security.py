@@ -117,3 +117,20 @@ def test_bad_setting_fails_at_construction():
         WebServer(__name__, security_headers="yes")
     with pytest.raises(ValueError):
         WebServer(__name__, security_headers={"Content-Security-Policy": "a\nb"})
+
+
+def test_everything_over_http2(serve, tls):
+    certfile, keyfile, context = tls
+    app = make_app(security_headers=True, global_headers={"X-Global": "1"}, cors={"origins": ["https://app.example"]})
+    server = serve(app, certfile=certfile, keyfile=keyfile)
+    with httpx.Client(verify=context, http2=True, timeout=10) as client:
+        answer = client.options(
+            server.url + "/", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "PUT"}
+        )
+        actual = client.get(server.url + "/", headers={"Origin": "https://app.example"})
+    assert answer.http_version == actual.http_version == "HTTP/2"
+    assert answer.status_code == 204 and answer.headers["access-control-allow-origin"] == "https://app.example"
+    assert actual.headers["access-control-allow-origin"] == "https://app.example"
+    for response in (answer, actual):
+        assert response.headers["x-global"] == "1"
+        assert response.headers["strict-transport-security"].startswith("max-age=")
