@@ -84,7 +84,9 @@ def headers_wrapper(
             extra = over_https if scope.get("scheme") == "https" else over_http
             cors_headers: list[RawHeader] = []
             if cors_active:
-                origin = request_method = request_headers = None
+                origin: Optional[bytes] = None
+                request_method: Optional[bytes] = None
+                request_headers: Optional[bytes] = None
                 for name, value in scope["headers"]:
                     if name == b"origin":
                         origin = value
@@ -93,10 +95,12 @@ def headers_wrapper(
                     elif name == b"access-control-request-headers":
                         request_headers = value if request_headers is None else request_headers + b"," + value
                 if origin is not None:
-                    preflight = scope["method"] == "OPTIONS" and request_method is not None
-                    method = request_method.decode("latin-1").strip().upper() if preflight else scope["method"]
+                    if scope["method"] == "OPTIONS" and request_method is not None:
+                        method = request_method.decode("latin-1").strip().upper()
+                    else:
+                        method, request_method = scope["method"], None  # not a preflight
                     policy = routes.policy_for(scope, method, cors) if routes is not None else cors
-                    if policy is not None and preflight:
+                    if policy is not None and request_method is not None:
                         status, headers, body = policy.preflight(origin, request_method, request_headers)
                         add_missing(headers, {name for name, _ in headers}, extra)
                         await send({"type": "http.response.start", "status": status, "headers": headers})

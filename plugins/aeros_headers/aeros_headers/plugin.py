@@ -47,9 +47,8 @@ class HeadersPlugin:
 
     @hookimpl
     def aeros_asgi_wrapper(self, app: Any) -> Optional[AsgiWrapper]:
-        routes: Optional[RouteIndex] = RouteIndex(app)
-        if not routes.policies():
-            routes = None
+        index = RouteIndex(app)
+        routes = index if index.policies() else None  # some view carries its own @Cors
         if not (self.over_http or self.over_https or self.cors or routes):
             return None
         return AsgiWrapper(

@@ -127,37 +127,37 @@ class EasyRequest(metaclass=_ClassAccess):
     def _get(self) -> Any:
         return self._request if self._request is not None else current_request()
 
-    @property  # type: ignore[override]
+    @property
     def params(self) -> MultiDict:
         """The query-string parameters (``quart.request.args``)."""
         return self._get().args
 
-    @property  # type: ignore[override]
+    @property
     def headers(self) -> Headers:
         """The request headers, case-insensitive."""
         return self._get().headers
 
-    @property  # type: ignore[override]
+    @property
     def cookies(self) -> MultiDict:
         """The request cookies."""
         return self._get().cookies
 
-    @property  # type: ignore[override]
+    @property
     def form(self) -> Awaitable[MultiDict]:
         """``await`` it: the form fields of a urlencoded or multipart body."""
         return _read_form(self._get())
 
-    @property  # type: ignore[override]
+    @property
     def json(self) -> Awaitable[Any]:
         """``await`` it: the JSON body; 400 (``JSONBodyError``) if the body is not JSON."""
         return _read_json(self._get())
 
-    @property  # type: ignore[override]
+    @property
     def files(self) -> Awaitable[MultiDict]:
         """``await`` it: uploaded files of a multipart body (``FileStorage`` values)."""
         return _read_files(self._get())
 
-    @property  # type: ignore[override]
+    @property
     def quart_request(self) -> Any:
         """The underlying ``quart.Request``."""
         return self._get()
