@@ -21,7 +21,8 @@ KNOWN_PLUGINS: tuple[KnownPlugin, ...] = (
     KnownPlugin(
         "aeros_cache",
         "cache",
-        ("SimpleCache", "FileSystemCache", "FilesystemCache", "RedisCache", "CacheControl", "CacheTypes"),
+        ("SimpleCache", "FileSystemCache", "FilesystemCache", "RedisCache", "CacheControl", "CacheTypes",
+         "CacheBackend"),
         ("cache",),
     ),
     KnownPlugin("aeros_compress", "compress", ("Gzip", "Br", "Zstd", "Compression"), ("compression",)),

@@ -110,9 +110,12 @@ class SimpleCache(CacheBackend):
                 del self._data[key]
         return len(doomed)
 
-    async def clear(self) -> None:
+    def clear_now(self) -> None:
         with self._lock:
             self._data.clear()
+
+    async def clear(self) -> None:
+        self.clear_now()
 
     def __len__(self) -> int:
         return len(self._data)

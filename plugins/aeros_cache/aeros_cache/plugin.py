@@ -637,7 +637,7 @@ class CachePlugin:
             pass
         else:
             if isinstance(self.backend, SimpleCache):
-                self.backend._data.clear()
+                self.backend.clear_now()
                 return True
             raise RuntimeError("clear_cache_sync() cannot run inside an event loop; use await app.clear_cache()")
         return asyncio.run(self._clear_in_own_loop())
