@@ -1,0 +1,42 @@
+"""Starlette with its GZipMiddleware (defaults: level 9, minimum 500 bytes); dict cache by hand."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from common import BIG, HELLO, SMALL, VIEW_SECONDS, TinyCache
+
+cache = TinyCache()
+
+
+async def hello(request):
+    return PlainTextResponse(HELLO)
+
+
+async def json_view(request):
+    return JSONResponse(SMALL)
+
+
+async def big(request):
+    return JSONResponse(BIG)
+
+
+async def cached(request):
+    body = cache.get(request.url.path)
+    if body is None:
+        await asyncio.sleep(VIEW_SECONDS)
+        body = f"expensive result for {request.url.path}"
+        cache.set(request.url.path, body)
+    return PlainTextResponse(body)
+
+
+app = Starlette(
+    routes=[Route("/hello", hello), Route("/json", json_view), Route("/big", big), Route("/cached", cached)],
+    middleware=[Middleware(GZipMiddleware)],
+)

@@ -1,0 +1,513 @@
+#!/usr/bin/env python3
+"""aeros against its peers, on one machine, in one run: ``python bench/run.py`` (see bench/README.md).
+
+Every stack is a subprocess serving on 127.0.0.1 on a free port, pinned to CPU 0; wrk runs on
+CPU 1 (``wrk -t1 -c64``). Each stack serves every scenario; the runs are interleaved (run 1 of
+every stack, then run 2...) so that drift of the machine spreads over all stacks, and the
+table shows the median of the runs. Only the standard library is used here; the peers live
+in ``bench/.venv-peers`` (created on first use), aeros in the repository's ``.venv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+APPS = BENCH / "apps"
+RESULTS = BENCH / "results"
+PEERS_VENV = BENCH / ".venv-peers"
+PEERS_PY = PEERS_VENV / "bin" / "python"
+AEROS_PY = Path(os.environ.get("AEROS_PYTHON", ROOT / ".venv" / "bin" / "python"))
+PEERS_REQUIREMENTS = BENCH / "requirements-peers.txt"
+
+SCENARIOS = {
+    "hello": ("/hello", "plain text"),
+    "json": ("/json", "small JSON"),
+    "big": ("/big", "60 KB JSON, compressed"),
+    "cached": ("/cached", "20 ms view, cached"),
+}
+ACCEPT_ENCODING = "gzip, br"
+BASELINE = "quart-hypercorn"
+CEILING = "raw-hypercorn"
+STARTUP_TIMEOUT = 40.0
+STOP_TIMEOUT = 20.0
+
+
+@dataclass
+class Stack:
+    """One server + framework combination, started as a command in ``bench/apps``."""
+
+    name: str
+    label: str
+    python: str  # "peers" or "aeros"
+    argv: list[str]  # after the interpreter; "{port}" is replaced
+    env: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+    workers: int = 1
+    cpus: str = "0"
+    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+
+    def command(self, port: int) -> list[str]:
+        python = str(PEERS_PY if self.python == "peers" else AEROS_PY)
+        return [python, *(part.replace("{port}", str(port)) for part in self.argv)]
+
+
+def module(name: str) -> list[str]:
+    return ["-m", name]
+
+
+HAND = "gzip 6 and a dict cache written by hand (no compression or cache of its own)"
+
+STACKS = [
+    Stack("raw-granian", "raw ASGI, granian", "peers",
+          [*module("granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
+           "--runtime-threads", "1", "--loop", "uvloop", "--no-ws", "--log-level", "warning", "raw_asgi:app"],
+          notes="raw ASGI app: " + HAND),
+    Stack("raw-uvicorn", "raw ASGI, uvicorn", "peers",
+          [*module("uvicorn"), "raw_asgi:app", "--host", "127.0.0.1", "--port", "{port}", "--http", "httptools",
+           "--loop", "uvloop", "--no-access-log", "--log-level", "warning"], notes="raw ASGI app: " + HAND),
+    Stack("raw-hypercorn", "raw ASGI, Hypercorn (uvloop)", "peers",
+          [*module("hypercorn"), "raw_asgi:app", "--bind", "127.0.0.1:{port}", "--workers", "1", "-k", "uvloop"],
+          notes="raw ASGI app: " + HAND),
+    Stack("sanic", "Sanic", "peers", ["sanic_app.py"], env={"PORT": "{port}"},
+          notes="single process, no access log; " + HAND),
+    Stack("starlette-uvicorn", "Starlette + uvicorn", "peers",
+          [*module("uvicorn"), "starlette_app:app", "--host", "127.0.0.1", "--port", "{port}", "--http", "httptools",
+           "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
+          notes="GZipMiddleware defaults (gzip 9); dict cache by hand"),
+    Stack("fastapi-uvicorn", "FastAPI + uvicorn", "peers",
+          [*module("uvicorn"), "fastapi_app:app", "--host", "127.0.0.1", "--port", "{port}", "--http", "httptools",
+           "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
+          notes="GZipMiddleware defaults (gzip 9); dict cache by hand"),
+    Stack("quart-uvicorn", "Quart + uvicorn", "peers",
+          [*module("uvicorn"), "quart_app:app", "--host", "127.0.0.1", "--port", "{port}", "--http", "httptools",
+           "--loop", "uvloop", "--no-access-log", "--log-level", "warning"], notes=HAND),
+    Stack("flask-gunicorn", "Flask + gunicorn (sync)", "peers",
+          [*module("gunicorn"), "flask_app:app", "--bind", "127.0.0.1:{port}", "--workers", "1", "--worker-class",
+           "sync", "--log-level", "warning"], notes="Flask-Compress defaults (br 4), Flask-Caching SimpleCache"),
+    Stack("quart-hypercorn", "Quart + Hypercorn", "peers",
+          [*module("hypercorn"), "quart_app:app", "--bind", "127.0.0.1:{port}", "--workers", "1"],
+          notes="Hypercorn's default asyncio worker; " + HAND),
+    Stack("quart-hypercorn-uvloop", "Quart + Hypercorn (uvloop)", "peers",
+          [*module("hypercorn"), "quart_app:app", "--bind", "127.0.0.1:{port}", "--workers", "1", "-k", "uvloop"],
+          notes="as aeros runs it (uvloop); " + HAND),
+    Stack("aeros-hypercorn", "aeros, Hypercorn", "aeros", ["aeros_app.py"],
+          env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0"},
+          notes="SimpleCache + @app.cache(timeout=60), compression=[Br(), Gzip()]; access log off"),
+    Stack("aeros-hypercorn-bare", "aeros, Hypercorn, no cache/compression", "aeros", ["aeros_app.py"],
+          env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0", "BARE": "1"},
+          notes="WebServer(__name__) without cache= and compression=", scenarios=("hello", "json")),
+    Stack("aeros-hypercorn-log", "aeros, Hypercorn, access log on", "aeros", ["aeros_app.py"],
+          env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "1"},
+          notes="access log to stdout (a file)", scenarios=("hello", "cached")),
+    Stack("aeros-uvicorn", "aeros, uvicorn", "aeros", ["aeros_app.py"],
+          env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0"}, notes="access log off"),
+    Stack("aeros-hypercorn-w2", "aeros, Hypercorn, workers=2", "aeros", ["aeros_app.py"],
+          env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0", "WORKERS": "2"}, workers=2, cpus="0,1",
+          notes="server and wrk share both CPUs", scenarios=("hello", "cached")),
+    Stack("aeros-uvicorn-w2", "aeros, uvicorn, workers=2", "aeros", ["aeros_app.py"],
+          env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0", "WORKERS": "2"}, workers=2, cpus="0,1",
+          notes="server and wrk share both CPUs", scenarios=("hello", "cached")),
+]
+WORKERS_1_OF = {"aeros-hypercorn-w2": "aeros-hypercorn", "aeros-uvicorn-w2": "aeros-uvicorn"}
+
+
+# --- environment ----------------------------------------------------------------------------
+
+
+def ensure_peers(skip_install: bool) -> None:
+    """Create ``bench/.venv-peers`` and install the peers (what installs) on first use."""
+    if PEERS_PY.exists() and (skip_install or (PEERS_VENV / ".installed").exists()):
+        return
+    if not PEERS_PY.exists():
+        print(f"creating {PEERS_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True, timeout=300)
+    names = [line.split("#")[0].strip() for line in PEERS_REQUIREMENTS.read_text().splitlines()]
+    names = [name for name in names if name]
+    print(f"installing the peers into {PEERS_VENV} ...", flush=True)
+    result = subprocess.run([str(PEERS_PY), "-m", "pip", "install", "-q", *names], timeout=1800)
+    if result.returncode != 0:  # install what installs, one by one
+        for name in names:
+            if subprocess.run([str(PEERS_PY), "-m", "pip", "install", "-q", name], timeout=600).returncode:
+                print(f"  {name} did not install; its stacks will be skipped", flush=True)
+    (PEERS_VENV / ".installed").write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def get(port: int, path: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Accept-Encoding": ACCEPT_ENCODING})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+# --- one stack ------------------------------------------------------------------------------
+
+
+class Running:
+    """A stack's server process: started pinned, ready when /hello answers, stopped by SIGTERM."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.port = free_port()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+        env.update({key: value.replace("{port}", str(self.port)) for key, value in stack.env.items()})
+        env.pop("VIRTUAL_ENV", None)
+        self.log = tempfile.TemporaryFile()
+        self.stdout = tempfile.TemporaryFile()  # the access log, when on, goes to a file
+        self.process = subprocess.Popen(
+            ["taskset", "-c", stack.cpus, *stack.command(self.port)],
+            cwd=APPS, env=env, stdout=self.stdout, stderr=self.log, start_new_session=True,
+        )
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.stack.name} exited with {self.process.returncode}:\n{self.errors()}")
+            try:
+                if get(self.port, "/hello", timeout=2)[0] == 200:
+                    if self.stack.workers > 1:  # let every worker come up
+                        time.sleep(1.0)
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.stack.name} did not answer within {STARTUP_TIMEOUT}s:\n{self.errors()}")
+
+    def errors(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-3000:]
+
+    def memory(self) -> dict[str, object]:
+        pids = descendants(self.process.pid)
+        rss = {pid: peak_rss_mb(pid) for pid in pids}
+        rss = {pid: mb for pid, mb in rss.items() if mb is not None}
+        workers = [pid for pid in pids if pid != self.process.pid] or [self.process.pid]
+        serving = [rss[pid] for pid in workers if pid in rss]
+        return {"processes": len(rss), "peak_rss_mb_per_worker": max(serving) if serving else None,
+                "peak_rss_mb_all": rss}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # anything left in the group
+        except ProcessLookupError:
+            pass
+        self.log.close()
+        self.stdout.close()
+
+
+def check(running: Running, scenario: str) -> dict[str, object]:
+    """A few plain requests first: is the scenario served, is /big compressed? (also warms up)."""
+    path = SCENARIOS[scenario][0]
+    status, headers, body = 0, {}, b""
+    for _ in range(20):
+        status, headers, body = get(running.port, path)
+        if status != 200:
+            break
+    info: dict[str, object] = {"status": status, "bytes": len(body),
+                               "encoding": headers.get("content-encoding", "identity")}
+    if status == 404:
+        info["na"] = "not served (plugin missing)"
+    elif status != 200:
+        info["na"] = f"status {status}"
+    elif scenario == "big" and info["encoding"] == "identity":
+        info["na"] = "not compressed"
+    return info
+
+
+WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+WRK_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+WRK_P99 = re.compile(r"99%\s+([\d.]+)(us|ms|s)")
+
+
+def wrk(port: int, path: str, duration: float, connections: int, cpus: str) -> dict[str, object]:
+    command = ["taskset", "-c", cpus, "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency",
+               "-H", f"Accept-Encoding: {ACCEPT_ENCODING}", f"http://127.0.0.1:{port}{path}"]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60).stdout
+    match = WRK_RPS.search(output)
+    result: dict[str, object] = {"rps": float(match.group(1)) if match else None}
+    non2xx = WRK_NON2XX.search(output)
+    result["non_2xx"] = int(non2xx.group(1)) if non2xx else 0
+    errors = WRK_ERRORS.search(output)
+    result["socket_errors"] = sum(map(int, errors.groups())) if errors else 0
+    p99 = WRK_P99.search(output)
+    if p99:
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+        result["p99_ms"] = round(float(p99.group(1)) * scale, 2)
+    if result["rps"] is None:
+        result["raw"] = output[-1000:]
+    return result
+
+
+def run_stack(stack: Stack, scenarios: list[str], duration: float, connections: int) -> dict[str, object]:
+    running = Running(stack)
+    try:
+        running.wait_ready()
+        outcome: dict[str, object] = {"scenarios": {}}
+        wrk_cpus = "1" if stack.cpus == "0" else stack.cpus
+        for scenario in scenarios:
+            info = check(running, scenario)
+            if "na" not in info:
+                info.update(wrk(running.port, SCENARIOS[scenario][0], duration, connections, wrk_cpus))
+            outcome["scenarios"][scenario] = info
+        outcome.update(running.memory())
+        return outcome
+    finally:
+        running.stop()
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def summarise(raw: dict[str, list[dict]], stacks: list[Stack], scenarios: list[str]) -> dict[str, dict]:
+    table: dict[str, dict] = {}
+    for stack in stacks:
+        runs = raw.get(stack.name, [])
+        row: dict[str, object] = {"label": stack.label, "notes": stack.notes, "workers": stack.workers}
+        for scenario in scenarios:
+            if scenario not in stack.scenarios:
+                continue
+            infos = [run["scenarios"].get(scenario) for run in runs if "scenarios" in run]
+            infos = [info for info in infos if info]
+            values = [info["rps"] for info in infos if info.get("rps")]
+            cell: dict[str, object] = {"runs": values}
+            if values:
+                cell["median"] = statistics.median(values)
+                cell["spread_pct"] = round(100 * (max(values) - min(values)) / statistics.median(values), 1)
+                cell["non_2xx"] = sum(int(info.get("non_2xx", 0)) for info in infos)
+                cell["encoding"] = infos[0].get("encoding")
+                cell["bytes"] = infos[0].get("bytes")
+            elif infos:
+                cell["na"] = infos[0].get("na") or "failed"
+            else:
+                cell["na"] = next((run.get("error", "")[:200] for run in runs if "error" in run), "not run")
+            row[scenario] = cell
+        memory = [run.get("peak_rss_mb_per_worker") for run in runs if run.get("peak_rss_mb_per_worker")]
+        row["peak_rss_mb_per_worker"] = round(max(memory), 1) if memory else None
+        table[stack.name] = row
+    for name, row in table.items():
+        for scenario in scenarios:
+            cell = row.get(scenario)
+            if not isinstance(cell, dict) or "median" not in cell:
+                continue
+            for key, other in (("vs_quart_hypercorn", BASELINE), ("vs_raw_hypercorn", CEILING),
+                               ("vs_workers_1", WORKERS_1_OF.get(name))):
+                base = table.get(other or "", {}).get(scenario)
+                if isinstance(base, dict) and base.get("median"):
+                    cell[key] = round(cell["median"] / base["median"], 2)
+    return table
+
+
+def fmt_cell(cell: object, ratio_key: str = "vs_quart_hypercorn") -> str:
+    if not isinstance(cell, dict):
+        return ""
+    if "median" not in cell:
+        return "n/a"
+    text = f"{cell['median']:,.0f}"
+    if ratio_key in cell:
+        text += f" ({cell[ratio_key]:.2f}x)"
+    return text
+
+
+def markdown(table: dict[str, dict], scenarios: list[str], meta: dict) -> str:
+    header = ["stack", *(f"/{s}" for s in scenarios), "peak RSS/worker"]
+    lines = [
+        f"Requests per second, median of {meta['runs']} runs of `wrk -t1 -c{meta['connections']} "
+        f"-d{meta['duration']:g}s` (server on CPU 0, wrk on CPU 1; 1 worker unless said). "
+        f"In brackets: ratio to Quart + Hypercorn.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in sorted(table.values(), key=lambda r: -(r.get("hello", {}) or {}).get("median", 0)):
+        rss = row.get("peak_rss_mb_per_worker")
+        cells = [fmt_cell(row.get(s)) for s in scenarios]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {f'{rss:.0f} MB' if rss else ''} |")
+    ceiling = CEILING in table
+    if ceiling:
+        lines += ["", "Ratios to the raw ASGI app on Hypercorn (uvloop):", "",
+                  "| stack | " + " | ".join(f"/{s}" for s in scenarios) + " |", "|" + "---|" * (len(scenarios) + 1)]
+    for row in table.values() if ceiling else ():
+        lines.append(f"| {row['label']} | " + " | ".join(
+            f"{row[s]['vs_raw_hypercorn']:.2f}x" if isinstance(row.get(s), dict) and "vs_raw_hypercorn" in row[s]
+            else ("" if s not in row else "n/a") for s in scenarios) + " |")
+    scaling = [(row, s) for row in table.values() for s in scenarios
+               if isinstance(row.get(s), dict) and "vs_workers_1" in row[s]]
+    if scaling:
+        lines += ["", "workers=2 scaling (server and wrk unpinned over both CPUs) vs workers=1 (pinned):", ""]
+        lines += [f"- {row['label']} /{s}: {row[s]['median']:,.0f} req/s = {row[s]['vs_workers_1']:.2f}x"
+                  for row, s in scaling]
+    lines += ["", "Notes:", ""]
+    lines += [f"- {row['label']}: {row['notes']}" for row in table.values() if row.get("notes")]
+    for row in table.values():
+        for s in scenarios:
+            cell = row.get(s)
+            if isinstance(cell, dict) and "median" not in cell:
+                lines.append(f"- {row['label']} /{s}: n/a ({cell.get('na')})")
+            elif isinstance(cell, dict) and cell.get("non_2xx"):
+                lines.append(f"- {row['label']} /{s}: {cell['non_2xx']} non-2xx responses")
+            if s == "big" and isinstance(cell, dict) and "median" in cell:
+                lines.append(f"- {row['label']} /big: {cell.get('encoding')}, {cell.get('bytes'):,} bytes")
+    lines += ["", f"Machine: {meta['machine']}; {meta['date']}."]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(table: dict[str, dict], scenarios: list[str]) -> None:
+    width = max(len(row["label"]) for row in table.values()) + 2
+    print()
+    print("stack".ljust(width) + "".join(f"/{s}".rjust(20) for s in scenarios) + "  RSS/worker")
+    for row in sorted(table.values(), key=lambda r: -(r.get("hello", {}) or {}).get("median", 0)):
+        rss = row.get("peak_rss_mb_per_worker")
+        print(row["label"].ljust(width) + "".join(fmt_cell(row.get(s)).rjust(20) for s in scenarios)
+              + (f"  {rss:.0f} MB" if rss else ""))
+    print("(req/s, median; in brackets the ratio to Quart + Hypercorn)")
+
+
+def draw_chart(json_path: Path, png_path: Path) -> None:
+    if not PEERS_PY.exists():
+        return
+    result = subprocess.run([str(PEERS_PY), str(BENCH / "chart.py"), str(json_path), str(png_path)],
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode:
+        print("chart not drawn:", result.stderr[-500:])
+    else:
+        print(f"chart: {png_path}")
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run (default 8)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per stack and scenario (default 3)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
+    parser.add_argument("--quick", action="store_true", help="3-second wrk runs")
+    parser.add_argument("--stacks", help="comma-separated stack names (default: all); see --list")
+    parser.add_argument("--scenarios", help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    parser.add_argument("--list", action="store_true", help="list the stacks and exit")
+    parser.add_argument("--no-install", action="store_true", help="never install the peers")
+    parser.add_argument("--output", default=str(RESULTS / "latest.json"), help="where the JSON goes")
+    args = parser.parse_args(argv)
+    if args.list:
+        for stack in STACKS:
+            print(f"{stack.name:26} {stack.label}  [{', '.join(stack.scenarios)}]")
+        return 0
+    duration = 3.0 if args.quick else args.duration
+    stacks = STACKS
+    if args.stacks:
+        wanted = args.stacks.split(",")
+        unknown = set(wanted) - {s.name for s in STACKS}
+        if unknown:
+            parser.error(f"unknown stacks: {', '.join(sorted(unknown))} (see --list)")
+        stacks = [s for s in STACKS if s.name in wanted]
+    scenarios = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
+    if set(scenarios) - set(SCENARIOS):
+        parser.error(f"unknown scenarios: {set(scenarios) - set(SCENARIOS)}")
+    for tool in ("wrk", "taskset"):
+        if subprocess.run(["which", tool], capture_output=True).returncode:
+            parser.error(f"{tool} is needed (apt-get install {'wrk' if tool == 'wrk' else 'util-linux'})")
+    if any(s.python == "peers" for s in stacks):
+        ensure_peers(args.no_install)
+    if any(s.python == "aeros" for s in stacks) and not AEROS_PY.exists():
+        parser.error(f"{AEROS_PY} missing: set up the repository first (see README.md)")
+
+    raw: dict[str, list[dict]] = {}
+    estimate = sum(len([x for x in scenarios if x in s.scenarios]) for s in stacks) * args.runs * (duration + 1)
+    print(f"{len(stacks)} stacks x {len(scenarios)} scenarios x {args.runs} runs, {duration:g} s each: "
+          f"about {estimate / 60:.0f} min", flush=True)
+    for run in range(1, args.runs + 1):
+        for stack in stacks:
+            mine = [s for s in scenarios if s in stack.scenarios]
+            if not mine:
+                continue
+            try:
+                outcome = run_stack(stack, mine, duration, args.connections)
+            except Exception as error:  # a stack that does not install or start is reported, not fatal
+                outcome = {"error": str(error)}
+            outcome["loadavg_1min"] = os.getloadavg()[0]  # other work on the machine skews a run
+            raw.setdefault(stack.name, []).append(outcome)
+            shown = " ".join(
+                f"/{s}={info['rps']:,.0f}" if info.get("rps") else f"/{s}=n/a"
+                for s, info in outcome.get("scenarios", {}).items())
+            print(f"run {run}/{args.runs} {stack.name:24} {shown or outcome.get('error', '')[:300]}", flush=True)
+
+    table = summarise(raw, stacks, scenarios)
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "duration": duration, "runs": args.runs,
+            "connections": args.connections, "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+            "command": " ".join([Path(sys.executable).name, *sys.argv])}
+    print_table(table, scenarios)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({"meta": meta, "table": table, "raw": raw}, indent=1, default=str))
+    md = markdown(table, scenarios, meta)
+    output.with_suffix(".md").write_text(md)
+    print(f"\nresults: {output} and {output.with_suffix('.md')}")
+    draw_chart(output, output.parent / "chart.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
