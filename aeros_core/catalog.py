@@ -25,7 +25,12 @@ KNOWN_PLUGINS: tuple[KnownPlugin, ...] = (
          "CacheBackend"),
         ("cache",),
     ),
-    KnownPlugin("aeros_compress", "compress", ("Gzip", "Br", "Zstd", "Compression"), ("compression",)),
+    KnownPlugin(
+        "aeros_compress",
+        "compress",
+        ("Gzip", "Br", "Zstd", "Compression", "Algorithm"),
+        ("compression", "compression_cache"),
+    ),
     KnownPlugin("aeros_headers", "headers", ("Cors",), ("global_headers", "cors", "security_headers")),
     KnownPlugin("aeros_request", "request", ("EasyRequest", "JSONBodyError"), ()),
 )
