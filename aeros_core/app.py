@@ -6,7 +6,7 @@ import inspect
 import logging
 import warnings
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, cast
 
 from quart import Quart
 from quart.ctx import RequestContext
@@ -79,7 +79,7 @@ class WebServer(Quart):
         declared: dict[str, Option] = {}
         owners: dict[str, str] = {}
         for impl in self.plugin_manager.hook.aeros_options.get_hookimpls():
-            for option in impl.function() or ():
+            for option in cast("Iterable[Option]", impl.function() or ()):
                 if option.name in declared or option.name in _CORE_KEYWORDS or option.name in _QUART_KEYWORDS:
                     other = owners.get(option.name, "the core")
                     raise PluginLoadError(

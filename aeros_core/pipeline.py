@@ -16,7 +16,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from quart.typing import ResponseReturnValue, ResponseTypes
     import pluggy
 
-ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+#: An ASGI application ``(scope, receive, send) -> None``. Loosely typed on purpose, so that Quart's,
+#: Starlette's and Hypercorn's differently typed ASGI callables all fit.
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 class Stage(IntEnum):

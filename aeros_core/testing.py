@@ -23,8 +23,11 @@ import pytest
 
 from .runner.thread import ThreadedServer
 
+_async_fixture: Any
 try:  # pytest-asyncio's own marker, so that async_client works in its default "strict" mode too
-    from pytest_asyncio import fixture as _async_fixture
+    import pytest_asyncio
+
+    _async_fixture = pytest_asyncio.fixture
 except ImportError:  # pragma: no cover - async_client then needs another async plugin (anyio)
     _async_fixture = pytest.fixture
 
