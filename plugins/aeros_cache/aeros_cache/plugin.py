@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Mapping
 from quart import Response, g
 from quart.globals import _cv_request
 from quart.wrappers.response import DataBody
+from werkzeug.datastructures import Headers
 
 from aeros_core.hookspecs import hookimpl
 from aeros_core.options import Option
@@ -311,7 +312,7 @@ class CachePlugin:
         options: ViewOptions | None = getattr(view, ATTRIBUTE, None)
         if options is None:
             return None
-        scope = request.scope
+        scope: Any = request.scope
         method = scope["method"]
         if method != "GET" and method != "HEAD":
             return None
@@ -409,12 +410,12 @@ class CachePlugin:
     def _hit(self, entry: Entry, scope: Mapping[str, Any], now: float) -> Response:
         if_none_match = header(scope["headers"], b"if-none-match")
         if if_none_match is not None and entry.etag and etag_matches(if_none_match, entry.etag):
-            response = Response(b"", 304, headers=[(k.decode("latin-1"), v.decode("latin-1"))
-                                                  for k, v in entry.not_modified_headers()])
+            response = Response(b"", 304, headers=Headers([(k.decode("latin-1"), v.decode("latin-1"))
+                                                          for k, v in entry.not_modified_headers()]))
             response.headers.pop("Content-Type", None)
             response.headers.pop("Content-Length", None)
         else:
-            response = Response(entry.body, entry.status, headers=list(entry.headers))
+            response = Response(entry.body, entry.status, headers=Headers(entry.headers))
         response.headers["Age"] = str(max(0, int(now - entry.created)))
         response.headers["X-Cache"] = "HIT"
         self.stats["hits"] += 1
@@ -433,10 +434,10 @@ class CachePlugin:
                 if entry is not None:
                     if "ETag" not in response.headers:
                         response.headers["ETag"] = entry.etag
-                    request = _cv_request.get().request
+                    request_scope: Any = _cv_request.get().request.scope
                     key = state.key
                     assert key is not None
-                    stored_key = key if not entry.vary else variant_key(key, entry.vary, request.scope["headers"])
+                    stored_key = key if not entry.vary else variant_key(key, entry.vary, request_scope["headers"])
                     result = (entry, stored_key)
         except Exception:
             log.exception("could not prepare a response for the cache; it is served uncached")
