@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Optional, TypeVar
 
 from quart import has_request_context
 from quart import request as _quart_request
@@ -19,6 +19,7 @@ from werkzeug.datastructures import Headers, MultiDict
 from werkzeug.exceptions import BadRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 #: Marks a view that already injects ``EasyRequest`` parameters itself.
 INJECTING = "_aeros_easyrequest_injects"
@@ -67,39 +68,26 @@ async def _read_files(request: Any) -> MultiDict:
     return await request.files
 
 
-class _ClassAccess(type):
-    """Makes ``EasyRequest.params`` (on the class itself) read the current request."""
+class RequestField(Generic[T]):
+    """An ``EasyRequest`` attribute: read on the class, it reads the current request; read on an
+    instance, the instance's request. (A descriptor, so type checkers see ``T`` both ways.)"""
 
-    @property
-    def params(cls) -> MultiDict:
-        return current_request().args
+    def __init__(self, read: Callable[[Any], T], doc: str) -> None:
+        self._read = read
+        self.__doc__ = doc
 
-    @property
-    def headers(cls) -> Headers:
-        return current_request().headers
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
 
-    @property
-    def cookies(cls) -> MultiDict:
-        return current_request().cookies
+    def __get__(self, instance: Optional["EasyRequest"], owner: Optional[type] = None) -> T:
+        request = current_request() if instance is None else instance._get()
+        return self._read(request)
 
-    @property
-    def form(cls) -> Awaitable[MultiDict]:
-        return _read_form(current_request())
-
-    @property
-    def json(cls) -> Awaitable[Any]:
-        return _read_json(current_request())
-
-    @property
-    def files(cls) -> Awaitable[MultiDict]:
-        return _read_files(current_request())
-
-    @property
-    def quart_request(cls) -> Any:
-        return current_request()
+    def __set__(self, instance: "EasyRequest", value: Any) -> None:
+        raise AttributeError(f"EasyRequest.{self.name} is read-only")
 
 
-class EasyRequest(metaclass=_ClassAccess):
+class EasyRequest:
     """The current request with one syntax: plain attributes, and ``await`` for the body.
 
     ``params`` (query string), ``headers`` and ``cookies`` are plain attributes (Quart's
@@ -121,46 +109,25 @@ class EasyRequest(metaclass=_ClassAccess):
 
     __slots__ = ("_request",)
 
+    params: RequestField[MultiDict] = RequestField(lambda r: r.args, "The query-string parameters (``request.args``).")
+    headers: RequestField[Headers] = RequestField(lambda r: r.headers, "The request headers, case-insensitive.")
+    cookies: RequestField[MultiDict] = RequestField(lambda r: r.cookies, "The request cookies.")
+    form: RequestField[Awaitable[MultiDict]] = RequestField(
+        _read_form, "``await`` it: the form fields of a urlencoded or multipart body."
+    )
+    json: RequestField[Awaitable[Any]] = RequestField(
+        _read_json, "``await`` it: the JSON body; 400 (``JSONBodyError``) if the body is not JSON."
+    )
+    files: RequestField[Awaitable[MultiDict]] = RequestField(
+        _read_files, "``await`` it: uploaded files of a multipart body (``FileStorage`` values)."
+    )
+    quart_request: RequestField[Any] = RequestField(lambda r: r, "The underlying ``quart.Request``.")
+
     def __init__(self, request: Optional[Any] = None) -> None:
         self._request = request
 
     def _get(self) -> Any:
         return self._request if self._request is not None else current_request()
-
-    @property
-    def params(self) -> MultiDict:
-        """The query-string parameters (``quart.request.args``)."""
-        return self._get().args
-
-    @property
-    def headers(self) -> Headers:
-        """The request headers, case-insensitive."""
-        return self._get().headers
-
-    @property
-    def cookies(self) -> MultiDict:
-        """The request cookies."""
-        return self._get().cookies
-
-    @property
-    def form(self) -> Awaitable[MultiDict]:
-        """``await`` it: the form fields of a urlencoded or multipart body."""
-        return _read_form(self._get())
-
-    @property
-    def json(self) -> Awaitable[Any]:
-        """``await`` it: the JSON body; 400 (``JSONBodyError``) if the body is not JSON."""
-        return _read_json(self._get())
-
-    @property
-    def files(self) -> Awaitable[MultiDict]:
-        """``await`` it: uploaded files of a multipart body (``FileStorage`` values)."""
-        return _read_files(self._get())
-
-    @property
-    def quart_request(self) -> Any:
-        """The underlying ``quart.Request``."""
-        return self._get()
 
     def __call__(self, view: F) -> F:
         """Decorate a view (the original Aeros way); injects parameters annotated ``EasyRequest``.
