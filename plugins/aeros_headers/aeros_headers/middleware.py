@@ -18,12 +18,19 @@ _ALLOW_ORIGIN = b"access-control-allow-origin"
 
 
 class RouteIndex:
-    """Which endpoints carry their own ``@Cors(...)`` policy, and which endpoint a request hits."""
+    """Which endpoints carry their own ``@Cors(...)`` policy, and which endpoint a request hits.
+
+    Routing results are memoised per ``(host, root path, path, method)`` in a bounded table
+    (cleared when full, or when routes are added), so repeated requests skip the URL map.
+    """
+
+    MEMO_SIZE = 4096
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self._seen = -1
         self._policies: dict[str, Cors] = {}
+        self._memo: dict[tuple[str, str, str, str], Optional[str]] = {}
 
     def policies(self) -> dict[str, Cors]:
         views = self.app.view_functions
@@ -34,6 +41,7 @@ class RouteIndex:
                 if policy is not None:
                     found[endpoint] = policy
             self._policies, self._seen = found, len(views)
+            self._memo.clear()
         return self._policies
 
     def policy_for(self, scope: dict, method: str, default: Optional[Cors]) -> Optional[Cors]:
@@ -41,13 +49,27 @@ class RouteIndex:
         policies = self.policies()
         if not policies:
             return default
-        from werkzeug.exceptions import HTTPException
-
         host = ""
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
                 break
+        key = (host, scope.get("root_path") or "", scope["path"], method)
+        memo = self._memo
+        try:
+            endpoint = memo[key]
+        except KeyError:
+            endpoint = self._endpoint(scope, host, method)
+            if len(memo) >= self.MEMO_SIZE:
+                memo.clear()
+            memo[key] = endpoint
+        if endpoint is None:
+            return default
+        return policies.get(endpoint, default)
+
+    def _endpoint(self, scope: dict, host: str, method: str) -> Optional[str]:
+        from werkzeug.exceptions import HTTPException
+
         path = scope["path"]
         root = scope.get("root_path") or ""
         if root and path.startswith(root):
@@ -62,8 +84,8 @@ class RouteIndex:
             )
             rule, _ = adapter.match(method=method, return_rule=True)
         except HTTPException:  # 404, 405, redirects: the app-wide policy answers
-            return default
-        return policies.get(rule.endpoint, default)
+            return None
+        return rule.endpoint
 
 
 def headers_wrapper(

@@ -175,3 +175,28 @@ def test_json_errors_can_be_answered_in_the_apps_format(serve):
     response = httpx.post(serve(app).url + "/json", content=b"nope", headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json()["error"].startswith("The request body is not valid JSON")
+
+
+async def test_sync_views_under_concurrency(server):
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        responses = await asyncio.gather(
+            *(client.get("/sync", params={"q": f"s{i}"}, headers={"Cookie": f"c=k{i}"}) for i in range(50))
+        )
+    assert [r.json() for r in responses] == [{"q": f"s{i}", "class": f"s{i}", "cookie": f"k{i}"} for i in range(50)]
+
+
+def test_decorator_injects_where_the_plugin_is_disabled(serve):
+    app = WebServer(__name__, disable_plugins=["request"])
+    assert "request" not in {plugin.name for plugin in app.plugins}
+
+    @app.route("/")
+    @EasyRequest()
+    async def view(request: EasyRequest):
+        return {"q": request.params.get("q"), "class": EasyRequest.params.get("q")}
+
+    assert httpx.get(serve(app).url + "/", params={"q": "no-plugin"}).json() == {"q": "no-plugin", "class": "no-plugin"}
+
+
+def test_fields_are_read_only_on_instances():
+    with pytest.raises(AttributeError, match="read-only"):
+        EasyRequest().params = {}  # type: ignore[misc]
