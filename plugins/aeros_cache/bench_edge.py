@@ -1,6 +1,7 @@
 """Cache hits at the ASGI edge vs through Quart: requests/s measured with wrk.
 
-Usage: ``python plugins/aeros_cache/bench_edge.py [seconds] [connections]`` (needs ``wrk`` on PATH).
+Usage: ``python plugins/aeros_cache/bench_edge.py [seconds] [connections] [server]`` (needs ``wrk``;
+``server`` is a backend name such as ``hypercorn``, the default, or ``uvicorn``).
 Serves one app at a time from a thread on a free port: a cached view whose miss takes 20 ms,
 with the edge on, then off (``app.cache.edge = False``), and an uncached ``/hello`` for scale.
 """
@@ -8,6 +9,7 @@ with the edge on, then off (``app.cache.edge = False``), and an uncached ``/hell
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -35,7 +37,8 @@ def build(edge: bool) -> WebServer:
 
 
 def wrk(url: str, seconds: int, connections: int) -> float:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url], capture_output=True,
+    pin = ["taskset", "-c", "1"] if CPUS > 1 else []
+    out = subprocess.run([*pin, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url], capture_output=True,
                          text=True, timeout=seconds + 30).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if "Non-2xx" in out or match is None:
@@ -43,15 +46,21 @@ def wrk(url: str, seconds: int, connections: int) -> float:
     return float(match.group(1))
 
 
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
 def main() -> None:
+    if CPUS > 1:  # server on core 0, wrk on core 1
+        os.sched_setaffinity(0, {0})
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     connections = int(sys.argv[2]) if len(sys.argv) > 2 else 32
+    backend = sys.argv[3] if len(sys.argv) > 3 else "hypercorn"
     results = {}
     for label, edge, path in (("cached hit, ASGI edge", True, "/cached"),
                               ("cached hit, through Quart", False, "/cached"),
                               ("uncached /hello (Quart)", True, "/hello")):
         app = build(edge)
-        with app.run_in_thread(port=0, access_log_to_std=False, log_level="WARNING") as server:
+        with app.run_in_thread(port=0, access_log_to_std=False, log_level="WARNING", server=backend) as server:
             for _ in range(3):  # miss, then fill the edge index
                 httpx.get(server.url + path).raise_for_status()
             results[label] = wrk(server.url + path, seconds, connections)

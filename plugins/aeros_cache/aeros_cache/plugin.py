@@ -86,7 +86,7 @@ class ViewOptions:
 class _State:
     """One request's dealings with the cache (kept in ``quart.g``)."""
 
-    __slots__ = ("options", "key", "store", "future", "flight", "returned_none")
+    __slots__ = ("options", "key", "store", "future", "flight", "returned_none", "view_ran")
 
     def __init__(self, options: ViewOptions) -> None:
         self.options = options
@@ -95,6 +95,7 @@ class _State:
         self.future: asyncio.Future | None = None
         self.flight: tuple[int, str] | None = None
         self.returned_none = False
+        self.view_ran = False
 
 
 def _cache_control_directives(response: Any) -> set[str]:
@@ -287,18 +288,19 @@ class CachePlugin:
 
         @functools.wraps(view)
         async def cached_view(*args: Any, **kwargs: Any) -> Any:
+            state = g.get(ATTRIBUTE)
+            if state is not None:
+                state.view_ran = True
             try:
                 if is_async:
                     result = await view(*args, **kwargs)
                 else:
                     result = await app.ensure_async(view)(*args, **kwargs)
             except BaseException:
-                self._release(g.get(ATTRIBUTE), None)
+                self._release(state, None)
                 raise
-            if result is None:
-                state = g.get(ATTRIBUTE)
-                if state is not None:
-                    state.returned_none = True
+            if result is None and state is not None:
+                state.returned_none = True
             return result
 
         setattr(cached_view, ATTRIBUTE, options)
@@ -381,6 +383,9 @@ class CachePlugin:
         state.future = future
         state.flight = flight
         state.store = True
+        task = asyncio.current_task()
+        if task is not None:  # a request that ends before answering (cancelled, failed) frees its key
+            task.add_done_callback(lambda _task: self._release(state, None))
 
     def _release(self, state: _State | None, result: tuple[Entry, str] | None) -> None:
         """Wake the requests waiting for this one's answer (``None``: they run the view)."""
@@ -429,7 +434,7 @@ class CachePlugin:
         try:
             response.headers["X-Cache"] = "MISS"
             self.stats["misses"] += 1
-            if state.store:
+            if state.store and state.view_ran:
                 entry = await self._entry_for(response, state)
                 if entry is not None:
                     if "ETag" not in response.headers:
