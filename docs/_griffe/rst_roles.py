@@ -2,7 +2,8 @@
 
 The core's docstrings use ``:class:`~aeros_core.pipeline.Stage``` and ``:func:`name```;
 Markdown would show the role literally, so ``:role:`~a.b.C``` becomes `` `C` `` and
-``:role:`a.b.C``` becomes `` `a.b.C` ``. Loaded from mkdocs.yml (``extensions:``).
+``:role:`a.b.C``` becomes `` `a.b.C` ``; a paragraph ending in ``::`` (a literal block follows,
+indented, which Markdown shows as code too) ends in one colon. Loaded from mkdocs.yml.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import griffe
 
 ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|exc|obj):`(~?)([^`]+)`")
+LITERAL_BLOCK = re.compile(r"(?<=\S)::$", re.M)  # "example::" + indented block: keep one colon
 
 
 def plain(match: re.Match[str]) -> str:
@@ -23,4 +25,4 @@ def plain(match: re.Match[str]) -> str:
 class RstRoles(griffe.Extension):
     def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = ROLE.sub(plain, obj.docstring.value)
+            obj.docstring.value = LITERAL_BLOCK.sub(":", ROLE.sub(plain, obj.docstring.value))
