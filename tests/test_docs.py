@@ -123,6 +123,17 @@ def test_plugin_management_is_documented():
         assert needle in text, f"the docs never mention {needle}"
 
 
+def test_every_first_party_plugin_has_a_page():
+    pages = {path.stem for path in (DOCS / "plugins").glob("*.md")}
+    plugins = {path.parent.name.removeprefix("aeros_") for path in ROOT.glob("plugins/aeros_*/pyproject.toml")}
+    assert plugins, "no plugins/aeros_*/pyproject.toml found"
+    missing = sorted(plugins - pages)
+    assert not missing, f"no docs/plugins/<name>.md (and mkdocs.yml nav entry) for: {missing}"
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for name in plugins:
+        assert f"plugins/{name}.md" in nav, f"docs/plugins/{name}.md is not in the mkdocs.yml nav"
+
+
 # --- the examples of docs/plugins.md run ----------------------------------------------------
 
 
