@@ -15,9 +15,8 @@ from aeros_hello import PING_PATH, HelloPlugin
 
 def hello_plugin(app: WebServer) -> HelloPlugin:
     """This app's instance of the plugin (one per WebServer), found through ``app.plugins``."""
-    info = next(info for info in app.plugins if info.name == "hello")
-    assert isinstance(info.plugin, HelloPlugin)
-    return info.plugin
+    (plugin,) = [info.plugin for info in app.plugins if isinstance(info.plugin, HelloPlugin)]
+    return plugin
 
 
 def test_aeros_options_declares_hello_greeting_with_a_default() -> None:
