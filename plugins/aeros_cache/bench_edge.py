@@ -49,6 +49,47 @@ def wrk(url: str, seconds: int, connections: int) -> float:
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
+def plain_quart_hello(seconds: int, connections: int) -> float:
+    """``/hello`` of a plain ``quart.Quart`` app on Hypercorn (no aeros), for the issue's ratio."""
+    import socket
+    import threading
+
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+    from quart import Quart
+
+    app = Quart(__name__)
+
+    @app.route("/hello")
+    async def hello() -> str:
+        return "hello"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(target=lambda: loop.run_until_complete(serve(app, config, shutdown_trigger=stop.wait)))
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{port}/hello"
+        for _ in range(100):
+            try:
+                httpx.get(url).raise_for_status()
+                break
+            except httpx.TransportError:
+                import time
+
+                time.sleep(0.05)
+        return wrk(url, seconds, connections)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(15)
+
+
 def main() -> None:
     if CPUS > 1:  # server on core 0, wrk on core 1
         os.sched_setaffinity(0, {0})
@@ -66,9 +107,14 @@ def main() -> None:
             results[label] = wrk(server.url + path, seconds, connections)
             if path == "/cached":
                 print(f"  {label}: stats {app.cache.stats}", file=sys.stderr)
+    if backend == "hypercorn":
+        results["plain Quart /hello (Hypercorn)"] = plain_quart_hello(seconds, connections)
     for label, rate in results.items():
         print(f"{label:30s} {rate:10.0f} req/s")
-    print(f"edge / Quart hit ratio: {results['cached hit, ASGI edge'] / results['cached hit, through Quart']:.2f}")
+    edge = results["cached hit, ASGI edge"]
+    print(f"edge / Quart hit ratio: {edge / results['cached hit, through Quart']:.2f}")
+    if "plain Quart /hello (Hypercorn)" in results:
+        print(f"edge hit / plain Quart /hello: {edge / results['plain Quart /hello (Hypercorn)']:.2f}")
 
 
 if __name__ == "__main__":

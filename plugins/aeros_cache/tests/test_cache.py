@@ -101,11 +101,11 @@ def test_blueprint_before_request_makes_the_edge_step_aside(serve: Any) -> None:
 
 
 def test_expiry(serve: Any) -> None:
-    app, calls = counting_app(timeout=0.3)
+    app, calls = counting_app(timeout=1)
     server = serve(app)
     assert httpx.get(server.url + "/count").json()["n"] == 1
     assert httpx.get(server.url + "/count").json()["n"] == 1
-    time.sleep(0.5)
+    time.sleep(1.2)
     again = httpx.get(server.url + "/count")
     assert again.headers["x-cache"] == "MISS"
     assert again.json()["n"] == 2
@@ -156,6 +156,7 @@ def test_head_is_served_from_the_get_entry(serve: Any) -> None:
         assert head.headers["content-length"] == str(len(get.content))
         assert head.headers["etag"] == get.headers["etag"]
     assert calls["n"] == 1
+    assert app.cache.stats["edge_hits"] == 1 and app.cache.stats["hits"] == 1
 
 
 def test_head_miss_runs_the_view_but_does_not_store(serve: Any) -> None:

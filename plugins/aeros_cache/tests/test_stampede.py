@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -57,24 +58,37 @@ async def test_waiting_requests_run_the_view_when_the_answer_cannot_be_shared(se
 
 
 async def test_stale_while_revalidate_serves_old_entry_while_one_refreshes(serve: Any) -> None:
-    app, calls = slow_app(0.4, timeout=0.2, stale_while_revalidate=30)
+    app = WebServer(__name__, cache=SimpleCache(), disable_plugins=["hello"])
+    calls: list[int] = []
+    release = threading.Event()
+
+    @app.route("/news")
+    @app.cache(timeout=1, stale_while_revalidate=30)
+    async def news() -> dict:
+        calls.append(1)
+        number = len(calls)
+        if number == 2:  # the refresh waits until the test has seen the stale answers
+            deadline = time.monotonic() + 10
+            while not release.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        return {"run": number}
+
     server = serve(app)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        assert (await client.get("/slow")).json() == {"run": 1}
-        await asyncio.sleep(0.3)  # now stale
-        refresher = asyncio.create_task(client.get("/slow"))
-        await asyncio.sleep(0.1)  # the refresher is running the view
-        during = await asyncio.gather(*(client.get("/slow") for _ in range(10)))
-        assert all(r.json() == {"run": 1} for r in during)  # old entry, no waiting for the view
-        assert all(r.headers["x-cache"] == "HIT" for r in during)
-        assert (await refresher).json() == {"run": 2}
+        assert (await client.get("/news")).json() == {"run": 1}
+        await asyncio.sleep(1.1)  # now stale
+        refresher = asyncio.create_task(client.get("/news"))
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            latest = await client.get("/slow")
-            if latest.json() == {"run": 2}:
-                break
-            await asyncio.sleep(0.05)
-        assert latest.json() == {"run": 2}
+        while len(calls) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(calls) == 2  # one request is refreshing...
+        during = await asyncio.gather(*(client.get("/news") for _ in range(10)))
+        assert all(r.json() == {"run": 1} for r in during)  # ...the others get the old entry at once
+        assert all(r.headers["x-cache"] == "HIT" for r in during)
+        release.set()
+        assert (await refresher).json() == {"run": 2}
+        latest = await client.get("/news")
+        assert latest.json() == {"run": 2} and latest.headers["x-cache"] == "HIT"
     assert len(calls) == 2
 
 
