@@ -347,7 +347,8 @@ class RedisCache(CacheBackend):
         return client
 
     async def startup(self) -> None:
-        self._client()
+        """Open this loop's pool and one connection (a wrong URL shows up in the log at once)."""
+        await self._client().ping()
 
     async def shutdown(self) -> None:
         loop = asyncio.get_running_loop()

@@ -83,3 +83,18 @@ def test_redis_killed_then_restarted(redis_server: Any, serve: Any, cache_log: A
         time.sleep(0.2)
     assert states[-1] == "HIT"
     assert cache_log.messages("works again")
+
+
+def test_redis_down_from_the_start(serve: Any, cache_log: Any) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app, calls = redis_app(f"redis://127.0.0.1:{port}/0")
+    server = serve(app)
+    for _ in range(3):
+        response = httpx.get(server.url + "/r", timeout=10)
+        assert response.status_code == 200 and response.headers["x-cache"] == "MISS"
+    assert len(calls) == 3
+    assert len(cache_log.messages("failed")) == 1
