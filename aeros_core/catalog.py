@@ -28,7 +28,7 @@ KNOWN_PLUGINS: tuple[KnownPlugin, ...] = (
     KnownPlugin(
         "aeros_compress",
         "compress",
-        ("Gzip", "Br", "Zstd", "Compression", "Algorithm"),
+        ("Gzip", "Br", "Zstd", "Compression", "Algorithm", "MissingCodecError"),
         ("compression", "compression_cache"),
     ),
     KnownPlugin("aeros_headers", "headers", ("Cors",), ("global_headers", "cors", "security_headers")),

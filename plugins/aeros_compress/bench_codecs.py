@@ -14,6 +14,9 @@ next to the cost of one ``asyncio.to_thread`` round trip measured on a running l
 long the event loop stays blocked either way. The off-loop threshold in
 ``aeros_compress/codecs.py`` (``OFFLOAD_BUDGET_US``) comes from these numbers.
 
+``middleware``: microseconds per response through the middleware, in process: the cost of
+passing responses that are not compressed, of compressing, and of a variant-LRU hit.
+
 ``stream``: the price of flushing per chunk (Server-Sent Events): ratio and time for a
 document sent as 64 chunks of about 1 KB, against one shot.
 """
@@ -220,9 +223,63 @@ def bench_stream(doc: bytes) -> None:
     print()
 
 
+def bench_middleware(doc: bytes) -> None:
+    """Microseconds per response through ``CompressMiddleware`` (no network, no server)."""
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from aeros_compress import Br, Gzip
+    from aeros_compress.middleware import CompressMiddleware
+    from aeros_compress.variants import VariantCache
+
+    def inner_app(body: bytes, headers: list) -> Callable:
+        start = {"type": "http.response.start", "status": 200,
+                 "headers": [(b"content-length", str(len(body)).encode()), *headers]}
+        end = {"type": "http.response.body", "body": body}
+
+        async def app(scope: dict, receive: object, send: Callable) -> None:
+            await send(start)
+            await send(end)
+
+        return app
+
+    async def sink(message: dict) -> None:
+        return None
+
+    def scope(accept: bytes | None) -> dict:
+        headers = [(b"host", b"x"), (b"user-agent", b"bench")]
+        if accept is not None:
+            headers.append((b"accept-encoding", accept))
+        return {"type": "http", "method": "GET", "path": "/doc", "query_string": b"", "headers": headers}
+
+    json_type = (b"content-type", b"application/json")
+    cases = [
+        ("no middleware, 60 KB", None, inner_app(doc, [json_type]), b"gzip, br"),
+        ("13 B text/plain (under min_size)", "m", inner_app(b"Hello, World!", [(b"content-type", b"text/plain")]), b"gzip, br"),
+        ("60 KB, no Accept-Encoding (identity + Vary)", "m", inner_app(doc, [json_type]), None),
+        ("60 KB image/png (not listed)", "m", inner_app(doc, [(b"content-type", b"image/png")]), b"gzip, br"),
+        ("60 KB -> br 4, no ETag", "m", inner_app(doc, [json_type]), b"gzip, br"),
+        ("60 KB -> gzip 2, no ETag", "m", inner_app(doc, [json_type]), b"gzip"),
+        ("60 KB -> br 4, strong ETag, LRU hit", "m", inner_app(doc, [json_type, (b"etag", b'"v1"')]), b"gzip, br"),
+        ("60 KB -> gzip 2, strong ETag, LRU hit", "m", inner_app(doc, [json_type, (b"etag", b'"v1"')]), b"gzip"),
+    ]
+    print("## middleware: µs per response, in process (no server, no network)\n")
+    print("| case | µs per response |")
+    print("|---|---:|")
+    for label, wrapped, app, accept in cases:
+        entry = app if wrapped is None else CompressMiddleware(app, [Br(), Gzip()], VariantCache(8 << 20))
+        request = scope(accept)
+
+        async def many(n: int = 200) -> None:
+            for _ in range(n):
+                await entry(request, None, sink)
+
+        seconds = _time(lambda: asyncio.run(many()), budget=0.5) / 200
+        print(f"| {label} | {seconds * 1e6:,.1f} |")
+    print()
+
+
 def main(argv: list[str]) -> None:
     doc = sample_json()
-    what = argv[1:] or ["codecs", "offload", "stream"]
+    what = argv[1:] or ["codecs", "offload", "stream", "middleware"]
     print(f"python {sys.version.split()[0]}, zlib {zlib.ZLIB_RUNTIME_VERSION}\n")
     if "codecs" in what:
         bench_codecs(doc)
@@ -230,6 +287,8 @@ def main(argv: list[str]) -> None:
         bench_offload()
     if "stream" in what:
         bench_stream(doc)
+    if "middleware" in what:
+        bench_middleware(doc)
 
 
 if __name__ == "__main__":

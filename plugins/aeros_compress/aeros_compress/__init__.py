@@ -5,4 +5,4 @@
 
 from .codecs import DEFAULT_MIMETYPES, Algorithm, Br, Compression, Gzip, MissingCodecError, Zstd
 
-__all__ = ["Algorithm", "Br", "Compression", "DEFAULT_MIMETYPES", "Gzip", "MissingCodecError", "Zstd"]
+__all__ = ["Algorithm", "Br", "Compression", "Gzip", "MissingCodecError", "Zstd"]

@@ -23,7 +23,7 @@ def test_public_names_from_aeros() -> None:
     import aeros
     import aeros_compress
 
-    for name in ("Gzip", "Br", "Zstd", "Compression", "Algorithm"):
+    for name in ("Gzip", "Br", "Zstd", "Compression", "Algorithm", "MissingCodecError"):
         assert name in aeros_compress.__all__
         assert getattr(aeros, name) is getattr(aeros_compress, name)
 
