@@ -44,7 +44,7 @@ class Entry:
     flags: dict[str, Any] = field(default_factory=dict)
     kind: str = "response"
     vary: tuple[str, ...] = ()
-    _raw_headers: list[tuple[bytes, bytes]] | None = field(default=None, repr=False, compare=False)
+    _raw_headers: list[tuple[bytes, bytes]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def is_fresh(self, now: float) -> bool:
         return self.expires is None or now < self.expires
