@@ -179,6 +179,9 @@ class _Exchange:
     async def on_start(self, message: dict) -> None:
         status = message["status"]
         headers = message.get("headers") or ()
+        if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
+            headers = list(headers)
+            message = {**message, "headers": headers}
         if status < 200 or status in _NO_BODY_STATUS:
             self.mode = _PASS
             if status == 304 and self.if_none_match is not None:

@@ -70,9 +70,12 @@ def make_app(compression: Any) -> WebServer:
     return app
 
 
+@pytest.mark.parametrize("backend", ["hypercorn", "uvicorn"])
 @pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
-def test_first_event_decodes_before_the_stream_ends(serve: Any, decompressor: Any, encoding: str) -> None:
-    server = serve(make_app([Br(), Gzip(), Zstd()]))
+def test_first_event_decodes_before_the_stream_ends(serve: Any, decompressor: Any, encoding: str, backend: str) -> None:
+    if backend != "hypercorn":
+        pytest.importorskip(f"aeros_{backend}")
+    server = serve(make_app([Br(), Gzip(), Zstd()]), server=backend)
     with httpx.Client(timeout=5) as client, httpx.Client(timeout=5) as other:
         with client.stream("GET", server.url + "/events", headers={"Accept-Encoding": encoding}) as response:
             assert response.status_code == 200
