@@ -134,6 +134,41 @@ def test_every_first_party_plugin_has_a_page():
         assert f"plugins/{name}.md" in nav, f"docs/plugins/{name}.md is not in the mkdocs.yml nav"
 
 
+def page_text(page: Path) -> str:
+    """A page with its ``--8<-- "file"`` snippet includes resolved, as mkdocs renders it."""
+    return re.sub(r'^--8<-- "([^"]+)"\s*$', lambda m: (ROOT / m.group(1)).read_text(), page.read_text(), flags=re.M)
+
+
+def test_every_keyword_of_run_is_documented():
+    documented = page_text(DOCS / "getting-started.md")
+    for name, parameter in inspect.signature(WebServer.run).parameters.items():
+        if name == "self" or parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            continue
+        assert f"{name}=" in documented, f"app.run({name}=...) is not in docs/getting-started.md"
+    for name in inspect.signature(WebServer.run_in_thread).parameters:
+        assert name in inspect.signature(WebServer.run).parameters, f"run_in_thread({name}=) is not a run keyword"
+
+
+def test_every_first_party_plugin_keyword_is_on_its_page():
+    from importlib import metadata
+
+    from aeros_core.plugins import ENTRY_POINT_GROUP, instantiate
+
+    checked = 0
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist.metadata["Name"] if entry_point.dist else ""
+        if not dist.startswith("aeros-") or not (ROOT / "plugins" / dist.replace("-", "_")).is_dir():
+            continue
+        plugin = instantiate(entry_point.load())
+        declare = getattr(plugin, "aeros_options", None)
+        page = DOCS / "plugins" / f"{dist.removeprefix('aeros-')}.md"
+        text = page_text(page)
+        for option in (declare() if declare else ()):
+            assert f"{option.name}=" in text, f"{page.relative_to(ROOT)} does not document {option.name}="
+            checked += 1
+    assert checked, "no first-party plugin keyword found to check"
+
+
 # --- the examples of docs/plugins.md run ----------------------------------------------------
 
 
