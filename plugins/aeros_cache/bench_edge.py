@@ -1,9 +1,11 @@
 """Cache hits at the ASGI edge vs through Quart: requests/s measured with wrk.
 
-Usage: ``python plugins/aeros_cache/bench_edge.py [seconds] [connections] [server]`` (needs ``wrk``;
-``server`` is a backend name such as ``hypercorn``, the default, or ``uvicorn``).
-Serves one app at a time from a thread on a free port: a cached view whose miss takes 20 ms,
-with the edge on, then off (``app.cache.edge = False``), and an uncached ``/hello`` for scale.
+Usage: ``python plugins/aeros_cache/bench_edge.py [seconds] [connections] [server] [rounds]``
+(needs ``wrk``; ``server`` is a backend name, ``hypercorn`` by default, or ``uvicorn``).
+Two apps served from threads on free ports, each with a cached view whose miss takes 20 ms:
+one with the edge on, one with ``app.cache.edge = False``; plus an uncached ``/hello`` and,
+for Hypercorn, a plain Quart ``/hello``. Targets are measured in interleaved rounds (load
+from elsewhere hits each alike) and medians reported. Server pinned to core 0, wrk to core 1.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -91,30 +94,38 @@ def plain_quart_hello(seconds: int, connections: int) -> float:
 
 
 def main() -> None:
-    if CPUS > 1:  # server on core 0, wrk on core 1
-        os.sched_setaffinity(0, {0})
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     connections = int(sys.argv[2]) if len(sys.argv) > 2 else 32
     backend = sys.argv[3] if len(sys.argv) > 3 else "hypercorn"
-    results = {}
-    for label, edge, path in (("cached hit, ASGI edge", True, "/cached"),
-                              ("cached hit, through Quart", False, "/cached"),
-                              ("uncached /hello (Quart)", True, "/hello")):
-        app = build(edge)
-        with app.run_in_thread(port=0, access_log_to_std=False, log_level="WARNING", server=backend) as server:
+    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+    if CPUS > 1:  # server on core 0, wrk on core 1
+        os.sched_setaffinity(0, {0})
+    edge_app, quart_app = build(True), build(False)
+    keywords = dict(port=0, access_log_to_std=False, log_level="WARNING", server=backend)
+    with edge_app.run_in_thread(**keywords) as edge, quart_app.run_in_thread(**keywords) as quart:
+        targets = {
+            "cached hit, ASGI edge": edge.url + "/cached",
+            "cached hit, through Quart": quart.url + "/cached",
+            "uncached /hello (aeros)": edge.url + "/hello",
+        }
+        for url in targets.values():
             for _ in range(3):  # miss, then fill the edge index
-                httpx.get(server.url + path).raise_for_status()
-            results[label] = wrk(server.url + path, seconds, connections)
-            if path == "/cached":
-                print(f"  {label}: stats {app.cache.stats}", file=sys.stderr)
+                httpx.get(url).raise_for_status()
+        runs: dict[str, list[float]] = {label: [] for label in targets}
+        for _ in range(rounds):  # interleaved, so load from elsewhere hits every target alike
+            for label, url in targets.items():
+                runs[label].append(wrk(url, seconds, connections))
+        print(f"  stats edge app {edge_app.cache.stats}, quart app {quart_app.cache.stats}", file=sys.stderr)
     if backend == "hypercorn":
-        results["plain Quart /hello (Hypercorn)"] = plain_quart_hello(seconds, connections)
+        runs["plain Quart /hello (Hypercorn)"] = [plain_quart_hello(seconds, connections)]
+    results = {label: statistics.median(rates) for label, rates in runs.items()}
+    print(f"server={backend}  wrk -t1 -c{connections} -d{seconds}s, median of {rounds} interleaved runs")
     for label, rate in results.items():
-        print(f"{label:30s} {rate:10.0f} req/s")
-    edge = results["cached hit, ASGI edge"]
-    print(f"edge / Quart hit ratio: {edge / results['cached hit, through Quart']:.2f}")
+        print(f"{label:32s} {rate:10.0f} req/s   runs: {', '.join(f'{r:.0f}' for r in runs[label])}")
+    edge_rate = results["cached hit, ASGI edge"]
+    print(f"edge / Quart hit ratio: {edge_rate / results['cached hit, through Quart']:.2f}")
     if "plain Quart /hello (Hypercorn)" in results:
-        print(f"edge hit / plain Quart /hello: {edge / results['plain Quart /hello (Hypercorn)']:.2f}")
+        print(f"edge hit / plain Quart /hello: {edge_rate / results['plain Quart /hello (Hypercorn)']:.2f}")
 
 
 if __name__ == "__main__":
