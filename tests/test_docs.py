@@ -164,7 +164,8 @@ def test_every_first_party_plugin_keyword_is_on_its_page():
         page = DOCS / "plugins" / f"{dist.removeprefix('aeros-')}.md"
         text = page_text(page)
         for option in (declare() if declare else ()):
-            assert f"{option.name}=" in text, f"{page.relative_to(ROOT)} does not document {option.name}="
+            documented = re.search(rf"`{option.name}`|\b{option.name}=", text)
+            assert documented, f"{page.relative_to(ROOT)} does not document the keyword {option.name}="
             checked += 1
     assert checked, "no first-party plugin keyword found to check"
 
