@@ -141,7 +141,6 @@ def test_every_distribution_ships_py_typed(dist: Path):
         assert installed.is_file(), f"the installed {package} lacks py.typed"
 
 
-@pytest.mark.xfail(reason="ThreadedServer.host/.port come from getsockname() untyped (aeros_core/runner/thread.py)")
 def test_threaded_server_port_is_an_int(tmp_path: Path):
     (tmp_path / "port.py").write_text("from aeros import WebServer\nreveal_type(WebServer(__name__).run_in_thread().port)\n")
     done = mypy("--follow-imports=silent", str(tmp_path / "port.py"))

@@ -23,7 +23,9 @@ class ThreadedServer:
         self.settings = settings
         self.socket = bind(settings)
         self.url = url_of(settings, self.socket)
-        self.host, self.port = self.socket.getsockname()[:2]
+        address = self.socket.getsockname()
+        self.host: str = address[0]
+        self.port: int = address[1]
         self._loop = new_event_loop()
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
