@@ -145,7 +145,12 @@ def has_credentials(headers: Sequence[tuple[bytes, bytes]]) -> bool:
 
 
 def origin(scope: Mapping[str, Any]) -> str:
-    host = header(scope["headers"], b"host")
+    """``scheme://host`` of the request (``Host``, or HTTP/2's ``:authority``, or the server address)."""
+    host = None
+    for key, value in scope["headers"]:
+        if key == b"host" or key == b":authority":
+            host = value
+            break
     if host is None:
         server = scope.get("server") or ("", None)
         host = f"{server[0]}:{server[1]}".encode() if server[1] else str(server[0]).encode()

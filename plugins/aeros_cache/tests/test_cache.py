@@ -387,3 +387,15 @@ def test_simple_cache_is_bounded_lru() -> None:
         return [await cache.get(k) is not None for k in ("a", "b", "c")]
 
     assert asyncio.run(scenario()) == [True, False, True]
+
+
+def test_http2_keys_on_the_authority(serve: Any) -> None:
+    app, calls = counting_app(timeout=60)
+    server = serve(app)
+    with httpx.Client(http1=False, http2=True, base_url=server.url) as client:
+        a = client.get("/count", headers={"Host": "a.example"})
+        assert a.http_version == "HTTP/2"
+        b = client.get("/count", headers={"Host": "b.example"})
+        again = client.get("/count", headers={"Host": "a.example"})
+    assert (a.headers["x-cache"], b.headers["x-cache"], again.headers["x-cache"]) == ("MISS", "MISS", "HIT")
+    assert calls["n"] == 2
