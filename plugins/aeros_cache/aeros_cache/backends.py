@@ -8,6 +8,7 @@ through ``redis.asyncio``. Backends raise on failure; the plugin turns failures 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import struct
 import tempfile
@@ -15,9 +16,38 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Mapping
 
 from .entry import Entry, decode, encode
+
+log = logging.getLogger("aeros.cache")
+
+#: flask-caching configuration names (the original Aeros passed ``config={...}``) -> keywords
+_CONFIG_NAMES = {
+    "CACHE_DEFAULT_TIMEOUT": "default_timeout",
+    "CACHE_THRESHOLD": "threshold",
+    "CACHE_DIR": "directory",
+    "CACHE_REDIS_URL": "url",
+    "CACHE_REDIS_HOST": "host",
+    "CACHE_REDIS_PORT": "port",
+    "CACHE_REDIS_PASSWORD": "password",
+    "CACHE_REDIS_DB": "db",
+    "CACHE_KEY_PREFIX": "key_prefix",
+}
+
+
+def from_config(config: Mapping[str, Any] | None, accepted: tuple[str, ...], given: dict[str, Any]) -> dict[str, Any]:
+    """Keywords from a flask-caching ``config`` mapping; explicit keywords win."""
+    if not config:
+        return given
+    values = dict(given)
+    for name, value in config.items():
+        keyword = _CONFIG_NAMES.get(name)
+        if keyword in accepted:
+            values.setdefault(keyword, value)
+        elif name != "CACHE_TYPE":
+            log.warning("cache configuration %s is not used by this backend", name)
+    return values
 
 __all__ = ["CacheBackend", "SimpleCache", "FileSystemCache", "FilesystemCache", "RedisCache"]
 
@@ -67,7 +97,12 @@ class SimpleCache(CacheBackend):
 
     in_process = True
 
-    def __init__(self, threshold: int = 500, default_timeout: float = 300) -> None:
+    def __init__(self, threshold: int = 500, default_timeout: float = 300, *,
+                 config: Mapping[str, Any] | None = None) -> None:
+        if config:
+            values = from_config(config, ("threshold", "default_timeout"), {})
+            threshold = int(values.get("threshold", threshold))
+            default_timeout = float(values.get("default_timeout", default_timeout))
         super().__init__(default_timeout)
         if threshold < 1:
             raise ValueError("threshold must be at least 1")
@@ -137,8 +172,16 @@ class FileSystemCache(CacheBackend):
     All file work runs in a thread (``asyncio.to_thread``).
     """
 
-    def __init__(self, directory: str | os.PathLike[str], threshold: int = 1000, default_timeout: float = 300,
-                 mode: int = 0o600) -> None:
+    def __init__(self, directory: str | os.PathLike[str] | None = None, threshold: int = 1000,
+                 default_timeout: float = 300, mode: int = 0o600, *,
+                 config: Mapping[str, Any] | None = None) -> None:
+        if config:
+            values = from_config(config, ("directory", "threshold", "default_timeout"), {})
+            directory = directory if directory is not None else values.get("directory")
+            threshold = int(values.get("threshold", threshold))
+            default_timeout = float(values.get("default_timeout", default_timeout))
+        if directory is None:
+            raise TypeError("FileSystemCache needs a directory: FileSystemCache('cache-dir')")
         super().__init__(default_timeout)
         self.directory = os.fspath(directory)
         self.threshold = threshold
@@ -296,8 +339,19 @@ class RedisCache(CacheBackend):
         default_timeout: float = 300,
         socket_timeout: float = 1.0,
         max_connections: int | None = 64,
+        config: Mapping[str, Any] | None = None,
         **redis_options: Any,
     ) -> None:
+        if config:
+            names = ("url", "host", "port", "password", "db", "key_prefix", "default_timeout")
+            values = from_config(config, names, {})
+            url = url if url is not None else values.get("url")
+            host = str(values.get("host", host))
+            port = int(values.get("port", port))
+            password = password if password is not None else values.get("password")
+            db = int(values.get("db", db))
+            key_prefix = str(values.get("key_prefix", key_prefix))
+            default_timeout = float(values.get("default_timeout", default_timeout))
         super().__init__(default_timeout)
         try:
             import redis.asyncio  # noqa: F401

@@ -399,3 +399,17 @@ def test_http2_keys_on_the_authority(serve: Any) -> None:
         again = client.get("/count", headers={"Host": "a.example"})
     assert (a.headers["x-cache"], b.headers["x-cache"], again.headers["x-cache"]) == ("MISS", "MISS", "HIT")
     assert calls["n"] == 2
+
+
+def test_flask_caching_config_names_still_work(tmp_path: Any) -> None:
+    from aeros import FileSystemCache, RedisCache, SimpleCache
+
+    simple = SimpleCache(config={"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 7, "CACHE_DEFAULT_TIMEOUT": 9})
+    assert (simple.threshold, simple.default_timeout) == (7, 9)
+    files = FileSystemCache(config={"CACHE_DIR": str(tmp_path), "CACHE_DEFAULT_TIMEOUT": 5})
+    assert (files.directory, files.default_timeout) == (str(tmp_path), 5)
+    redis = RedisCache(config={"CACHE_REDIS_HOST": "10.0.0.1", "CACHE_REDIS_PORT": 6380, "CACHE_REDIS_DB": 2,
+                               "CACHE_KEY_PREFIX": "app:"})
+    assert (redis.host, redis.port, redis.db, redis.key_prefix) == ("10.0.0.1", 6380, 2, "app:")
+    with pytest.raises(TypeError, match="directory"):
+        FileSystemCache()
