@@ -8,6 +8,7 @@ through ``redis.asyncio``. Backends raise on failure; the plugin turns failures 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import struct
@@ -16,7 +17,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from typing import Any, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 from .entry import Entry, decode, encode
 
@@ -419,11 +420,29 @@ class RedisCache(CacheBackend):
         milliseconds = None if ttl is None else max(1, int(ttl * 1000))
         await self._client().set(self.key_prefix + key, encode(entry), px=milliseconds)
 
+    @contextlib.asynccontextmanager
+    async def _admin_client(self) -> AsyncIterator[Any]:
+        """This loop's pool if it is serving; else a client closed afterwards (``asyncio.run(...)``
+        in a script, ``app.clear_cache_sync()``), so one-off calls leave no connection behind."""
+        client = self._clients.get(asyncio.get_running_loop())
+        if client is not None:
+            yield client
+            return
+        client = self._new_client()
+        try:
+            yield client
+        finally:
+            await client.aclose(close_connection_pool=True)
+
     async def delete(self, key: str) -> None:
-        await self._client().delete(self.key_prefix + key)
+        async with self._admin_client() as client:
+            await client.delete(self.key_prefix + key)
 
     async def delete_prefix(self, prefix: str) -> int:
-        client = self._client()
+        async with self._admin_client() as client:
+            return await self._delete_prefix(client, prefix)
+
+    async def _delete_prefix(self, client: Any, prefix: str) -> int:
         count = 0
         batch: list[Any] = []
         async for name in client.scan_iter(match=_glob_escape(self.key_prefix + prefix) + "*", count=500):

@@ -646,13 +646,4 @@ class CachePlugin:
                 self.backend.clear_now()
                 return True
             raise RuntimeError("clear_cache_sync() cannot run inside an event loop; use await app.clear_cache()")
-        return asyncio.run(self._clear_in_own_loop())
-
-    async def _clear_in_own_loop(self) -> bool:
-        backend = self.backend
-        assert backend is not None
-        await backend.startup()
-        try:
-            return await self.clear()
-        finally:
-            await backend.shutdown()
+        return asyncio.run(self.clear())

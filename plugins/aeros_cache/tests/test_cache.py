@@ -413,3 +413,34 @@ def test_flask_caching_config_names_still_work(tmp_path: Any) -> None:
     assert (redis.host, redis.port, redis.db, redis.key_prefix) == ("10.0.0.1", 6380, 2, "app:")
     with pytest.raises(TypeError, match="directory"):
         FileSystemCache()
+
+
+def test_uncached_routes_never_consult_the_backend(serve: Any) -> None:
+    from aeros import SimpleCache
+
+    class CountingCache(SimpleCache):
+        lookups = 0
+
+        def get_now(self, key: str) -> Any:
+            CountingCache.lookups += 1
+            return super().get_now(key)
+
+    app = make_app(cache=CountingCache())
+
+    @app.route("/plain")
+    async def plain() -> str:
+        return "plain"
+
+    @app.route("/cached")
+    @app.cache(timeout=60)
+    async def cached() -> str:
+        return "cached"
+
+    server = serve(app)
+    for _ in range(5):
+        assert httpx.get(server.url + "/plain").text == "plain"
+        assert "x-cache" not in httpx.get(server.url + "/plain").headers
+    assert CountingCache.lookups == 0
+    for _ in range(3):
+        httpx.get(server.url + "/cached")
+    assert CountingCache.lookups >= 3

@@ -98,3 +98,31 @@ def test_redis_down_from_the_start(serve: Any, cache_log: Any) -> None:
         assert response.status_code == 200 and response.headers["x-cache"] == "MISS"
     assert len(calls) == 3
     assert len(cache_log.messages("failed")) == 1
+
+
+async def test_delete_and_clear_from_another_loop(redis_server: Any, serve: Any) -> None:
+    app = WebServer(__name__, cache=RedisCache(url=redis_server.url), disable_plugins=["hello"])
+    calls: list[str] = []
+
+    @app.route("/one")
+    @app.cache(timeout=60)
+    async def one() -> str:
+        calls.append("one")
+        return "1"
+
+    @app.route("/two")
+    @app.cache(timeout=60)
+    async def two() -> str:
+        calls.append("two")
+        return "2"
+
+    server = serve(app)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        for path in ("/one", "/one?a=1", "/two"):
+            await client.get(path)
+        assert await app.cache.delete(one) == 2  # from the test's loop: a client of its own, closed after
+        assert (await client.get("/one")).headers["x-cache"] == "MISS"
+        assert (await client.get("/two")).headers["x-cache"] == "HIT"
+        assert await app.clear_cache() is True
+        assert (await client.get("/two")).headers["x-cache"] == "MISS"
+    assert len(app.cache.backend._clients) == 1  # only the server's own pool
