@@ -173,6 +173,19 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` (a robust cost measure on a busy machine)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -277,6 +290,7 @@ def check(running: Running, scenario: str) -> dict[str, object]:
 
 
 WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+WRK_TOTAL = re.compile(r"(\d+) requests in")
 WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 WRK_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 WRK_P99 = re.compile(r"99%\s+([\d.]+)(us|ms|s)")
@@ -288,6 +302,8 @@ def wrk(port: int, path: str, duration: float, connections: int, cpus: str) -> d
     output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60).stdout
     match = WRK_RPS.search(output)
     result: dict[str, object] = {"rps": float(match.group(1)) if match else None}
+    total = WRK_TOTAL.search(output)
+    result["requests"] = int(total.group(1)) if total else 0
     non2xx = WRK_NON2XX.search(output)
     result["non_2xx"] = int(non2xx.group(1)) if non2xx else 0
     errors = WRK_ERRORS.search(output)
@@ -310,7 +326,12 @@ def run_stack(stack: Stack, scenarios: list[str], duration: float, connections: 
         for scenario in scenarios:
             info = check(running, scenario)
             if "na" not in info:
+                pids = descendants(running.process.pid)
+                before = cpu_seconds(pids)
                 info.update(wrk(running.port, SCENARIOS[scenario][0], duration, connections, wrk_cpus))
+                if info.get("requests"):
+                    used = cpu_seconds(pids) - before
+                    info["cpu_us_per_request"] = round(1e6 * used / int(info["requests"]), 1)
             outcome["scenarios"][scenario] = info
         outcome.update(running.memory())
         return outcome
@@ -337,6 +358,9 @@ def summarise(raw: dict[str, list[dict]], stacks: list[Stack], scenarios: list[s
                 cell["median"] = statistics.median(values)
                 cell["spread_pct"] = round(100 * (max(values) - min(values)) / statistics.median(values), 1)
                 cell["non_2xx"] = sum(int(info.get("non_2xx", 0)) for info in infos)
+                cpu = [info["cpu_us_per_request"] for info in infos if info.get("cpu_us_per_request")]
+                if cpu:
+                    cell["cpu_us_per_request"] = statistics.median(cpu)
                 cell["encoding"] = infos[0].get("encoding")
                 cell["bytes"] = infos[0].get("bytes")
             elif infos:
@@ -393,6 +417,13 @@ def markdown(table: dict[str, dict], scenarios: list[str], meta: dict) -> str:
         lines.append(f"| {row['label']} | " + " | ".join(
             f"{row[s]['vs_raw_hypercorn']:.2f}x" if isinstance(row.get(s), dict) and "vs_raw_hypercorn" in row[s]
             else ("" if s not in row else "n/a") for s in scenarios) + " |")
+    lines += ["", "Server CPU time per request (µs, median; user + system of the serving processes, "
+              "less sensitive to other work on the machine than req/s):", "",
+              "| stack | " + " | ".join(f"/{s}" for s in scenarios) + " |", "|" + "---|" * (len(scenarios) + 1)]
+    for row in table.values():
+        lines.append(f"| {row['label']} | " + " | ".join(
+            f"{row[s]['cpu_us_per_request']:.0f}" if isinstance(row.get(s), dict) and "cpu_us_per_request" in row[s]
+            else "" for s in scenarios) + " |")
     scaling = [(row, s) for row in table.values() for s in scenarios
                if isinstance(row.get(s), dict) and "vs_workers_1" in row[s]]
     if scaling:
@@ -423,6 +454,12 @@ def print_table(table: dict[str, dict], scenarios: list[str]) -> None:
         print(row["label"].ljust(width) + "".join(fmt_cell(row.get(s)).rjust(20) for s in scenarios)
               + (f"  {rss:.0f} MB" if rss else ""))
     print("(req/s, median; in brackets the ratio to Quart + Hypercorn)")
+    print()
+    print("server CPU µs per request".ljust(width) + "".join(f"/{s}".rjust(20) for s in scenarios))
+    for row in sorted(table.values(), key=lambda r: (r.get("hello", {}) or {}).get("cpu_us_per_request", 1e9)):
+        print(row["label"].ljust(width) + "".join(
+            (f"{row[s]['cpu_us_per_request']:.0f}" if isinstance(row.get(s), dict)
+             and "cpu_us_per_request" in row[s] else "").rjust(20) for s in scenarios))
 
 
 def draw_chart(json_path: Path, png_path: Path) -> None:
