@@ -117,6 +117,10 @@ STACKS = [
           notes="access log to stdout (a file)", scenarios=("hello", "cached")),
     Stack("aeros-uvicorn", "aeros, uvicorn", "aeros", ["aeros_app.py"],
           env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0"}, notes="access log off"),
+    Stack("aeros-granian", "aeros, granian (prototype backend)", "aeros", ["aeros_app.py"],
+          env={"PORT": "{port}", "SERVER": "granian", "ACCESS_LOG": "0"},
+          notes="apps/aeros_granian_proto.py: granian's embedded server on the runner's socket; "
+                "needs granian in .venv"),
     Stack("aeros-hypercorn-w2", "aeros, Hypercorn, workers=2", "aeros", ["aeros_app.py"],
           env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0", "WORKERS": "2"}, workers=2, cpus="0,1",
           notes="server and wrk share both CPUs", scenarios=("hello", "cached")),

@@ -36,6 +36,10 @@ def plugin_keywords() -> dict:
 
 def build() -> WebServer:
     keywords = plugin_keywords()
+    if os.environ.get("SERVER") == "granian":  # the prototype backend (bench/apps/aeros_granian_proto.py)
+        from aeros_granian_proto import GranianPlugin
+
+        keywords["plugins"] = [GranianPlugin()]
     while True:
         try:
             return WebServer(__name__, **keywords)
