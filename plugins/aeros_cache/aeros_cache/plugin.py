@@ -276,9 +276,15 @@ class CachePlugin:
 
     @hookimpl
     def aeros_shutdown(self, app: Any) -> Any:
-        if self.guard is None:
+        if self.backend is None:
             return None
-        return self.guard.call("shutdown", self.backend.shutdown)  # type: ignore[union-attr]
+        return self._shutdown()
+
+    async def _shutdown(self) -> None:
+        try:  # always, even while the backend is considered down: the pool must be closed
+            await self.backend.shutdown()  # type: ignore[union-attr]
+        except Exception as error:
+            log.warning("closing the cache backend %s failed: %r", self.backend.describe(), error)  # type: ignore[union-attr]
 
     # --- the decorated view -----------------------------------------------------------------
 
