@@ -85,10 +85,10 @@ async def home() -> str:
     return await blocking(1)
 
 
-def start() -> str:
+def start() -> tuple[str, str, int]:
     server: ThreadedServer = app.run_in_thread(port=0)
     server.stop(timeout=5)
-    return server.url
+    return server.url, server.host, server.port
 '''
 
 
@@ -105,12 +105,13 @@ def test_types_are_precise_enough_to_catch_mistakes(tmp_path: Path):
         app = WebServer(__name__)
         server = app.run_in_thread(port=0)
         server.url + 1
+        server.port + "1"
         app.run(workers="4")
         Stage.HEADERS.lower()
     '''))
     done = mypy("--follow-imports=silent", str(tmp_path / "wrong.py"))
     found = [line for _, line in errors(done.stdout)]
-    assert len(found) == 3, done.stdout
+    assert len(found) == 4, done.stdout
 
 
 # --- py.typed in every distribution -------------------------------------------------------------
