@@ -23,10 +23,10 @@ __all__ = ["Algorithm", "Br", "Compression", "Gzip", "MissingCodecError", "Zstd"
 
 #: A body whose compression is expected to take longer than this many microseconds is
 #: compressed with ``asyncio.to_thread`` instead of on the event loop. From
-#: ``bench_codecs.py offload`` (README): an ``asyncio.to_thread`` round trip costs about 70 µs
-#: here; below about 100 µs of work, offloading lowers throughput (up to 2.5x for 4 KB
-#: bodies), above about 150 µs it raises it (the codecs release the GIL, so a second core
-#: helps) and cuts the event loop's worst lag by 3-20x.
+#: ``bench_codecs.py offload`` (README): an ``asyncio.to_thread`` round trip costs 40-70 µs
+#: here; below about 100 µs of work, offloading lowers throughput (up to 3x for 4 KB bodies),
+#: from a few hundred µs on it is even or better (the codecs release the GIL, so a second core
+#: helps) and it cuts the event loop's worst lag by 3-20x.
 OFFLOAD_BUDGET_US = 150
 
 #: Never offload bodies smaller than this: the thread hop would cost more than any codec.
