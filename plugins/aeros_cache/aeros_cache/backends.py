@@ -213,6 +213,20 @@ class FileSystemCache(CacheBackend):
         key = data[_FILE_HEAD.size : _FILE_HEAD.size + size].decode("utf-8", "replace")
         return key, deadline, data[_FILE_HEAD.size + size :]
 
+    def _read_head(self, path: str) -> tuple[str, float] | None:
+        """Key and deadline of one file, without reading its body (for pruning and deleting)."""
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(_FILE_HEAD.size)
+                if len(head) < _FILE_HEAD.size:
+                    return None
+                magic, deadline, size = _FILE_HEAD.unpack(head)
+                if magic != _FILE_MAGIC:
+                    return None
+                return handle.read(size).decode("utf-8", "replace"), deadline
+        except FileNotFoundError:
+            return None
+
     def _get(self, key: str) -> Entry | None:
         path = self._path(key)
         found = self._read(path)
@@ -260,7 +274,7 @@ class FileSystemCache(CacheBackend):
         now = time.time()
         alive = []
         for item in files:
-            found = self._read(item.path)
+            found = self._read_head(item.path)
             if found is None or (found[1] and now >= found[1]):
                 self._unlink(item.path)
             else:
@@ -274,7 +288,7 @@ class FileSystemCache(CacheBackend):
     def _delete_prefix(self, prefix: str) -> int:
         count = 0
         for item in self._entries():
-            found = self._read(item.path)
+            found = self._read_head(item.path)
             if found is not None and found[0].startswith(prefix):
                 self._unlink(item.path)
                 count += 1

@@ -109,3 +109,24 @@ def test_broken_directory_answers_normally_and_recovers(tmp_path: Path, serve: A
             break
         time.sleep(0.2)
     assert states[-1] == "HIT"  # stored again once the directory came back, without a restart
+
+
+def test_delete_by_view_in_the_directory(tmp_path: Path, serve: Any) -> None:
+    app = WebServer(__name__, cache=FileSystemCache(tmp_path / "c"), disable_plugins=["hello"])
+
+    @app.route("/one")
+    @app.cache(timeout=60)
+    async def one() -> str:
+        return "1"
+
+    @app.route("/two")
+    @app.cache(timeout=60)
+    async def two() -> str:
+        return "2"
+
+    server = serve(app)
+    for path in ("/one", "/one?x=1", "/two"):
+        httpx.get(server.url + path)
+    assert asyncio.run(app.cache.delete(one)) == 2
+    assert httpx.get(server.url + "/one").headers["x-cache"] == "MISS"
+    assert httpx.get(server.url + "/two").headers["x-cache"] == "HIT"
