@@ -35,7 +35,11 @@ def test_hit_miss_and_pool_per_loop(redis_server: Any, serve: Any) -> None:
     assert len(calls) == 1
     assert app.cache.stats["edge_hits"] >= 1
     assert len(app.cache.backend._clients) == 1  # opened at startup in the server's loop
+    other = serve(app)  # the same app in a second thread: a loop, and a pool, of its own
+    assert httpx.get(other.url + "/r", headers={"Host": server.url[7:]}).headers["x-cache"] == "HIT"
+    assert len(app.cache.backend._clients) == 2
     server.stop(timeout=10)
+    other.stop(timeout=10)
     assert app.cache.backend._clients == {}  # closed at shutdown
 
 
