@@ -54,7 +54,7 @@ def unknown_message(name: str, known: Iterable[str]) -> str:
         extra = extra_for_option(candidate) if candidate and candidate not in declared else None
         if extra is not None:
             message += (
-                f" {candidate!r} is taken by a plugin that is not installed or is disabled:"
+                f"{'' if message.endswith('?') else ';'} {candidate!r} is taken by a plugin that is not installed or is disabled:"
                 f" pip install 'aeros[{extra}]'"
             )
             break

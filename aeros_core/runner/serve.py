@@ -16,7 +16,7 @@ log = logging.getLogger("aeros")
 def backend_for(app: Any, name: str) -> ServerBackend:
     backend = app.plugin_manager.hook.aeros_server_backend(name=name)
     if backend is None:
-        hint = f" (pip install 'aeros[{name}]')" if name in ("uvicorn", "granian") else ""
+        hint = " (pip install 'aeros[uvicorn]')" if name == "uvicorn" else ""
         raise ValueError(f"no installed plugin provides the server backend {name!r}{hint}")
     return backend
 

@@ -82,7 +82,7 @@ class Supervisor:
         self.settings = settings
         self.sockets = sockets
         self.method = start_method()
-        self.context = multiprocessing.get_context(self.method)
+        self.context: Any = multiprocessing.get_context(self.method)
         self.target = app if self.method == "fork" else app_reference(app)
         self.workers: list[Worker] = []
         self.stopping = False
