@@ -4,7 +4,7 @@ Usage: ``python plugins/aeros_cache/bench_edge.py [seconds] [connections] [serve
 (needs ``wrk``; ``server`` is a backend name, ``hypercorn`` by default, or ``uvicorn``).
 Two apps served from threads on free ports, each with a cached view whose miss takes 20 ms:
 one with the edge on, one with ``app.cache.edge = False``; plus an uncached ``/hello`` and,
-for Hypercorn, a plain Quart ``/hello``. Targets are measured in interleaved rounds (load
+for Hypercorn, a plain Quart ``/hello`` and a raw ASGI ``/hello`` (the ceiling). Targets are measured in interleaved rounds (load
 from elsewhere hits each alike) and medians reported. Server pinned to core 0, wrk to core 1.
 """
 
@@ -47,6 +47,65 @@ def wrk(url: str, seconds: int, connections: int) -> float:
     if "Non-2xx" in out or match is None:
         raise RuntimeError(out)
     return float(match.group(1))
+
+
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+def plain_quart() -> object:
+    from quart import Quart
+
+    app = Quart(__name__)
+
+    @app.route("/hello")
+    async def hello() -> str:
+        return "hello"
+
+    return app
+
+
+async def raw_asgi(scope: dict, receive: object, send: object) -> None:
+    """The ceiling: an ASGI app that answers every request with a fixed body."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")]})
+    await send({"type": "http.response.body", "body": b"hello"})  # type: ignore[operator]
+
+
+def on_hypercorn(asgi_app: object, seconds: int, connections: int) -> float:
+    """``/hello`` of ``asgi_app`` on plain Hypercorn (no aeros), in a thread."""
+    import socket
+    import threading
+    import time
+
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(
+        target=lambda: loop.run_until_complete(serve(asgi_app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    )
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{port}/hello"
+        for _ in range(100):
+            try:
+                httpx.get(url).raise_for_status()
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        return wrk(url, seconds, connections)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(15)
 
 
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
@@ -117,7 +176,8 @@ def main() -> None:
                 runs[label].append(wrk(url, seconds, connections))
         print(f"  stats edge app {edge_app.cache.stats}, quart app {quart_app.cache.stats}", file=sys.stderr)
     if backend == "hypercorn":
-        runs["plain Quart /hello (Hypercorn)"] = [plain_quart_hello(seconds, connections)]
+        runs["plain Quart /hello (Hypercorn)"] = [on_hypercorn(plain_quart(), seconds, connections)]
+        runs["raw ASGI /hello (Hypercorn)"] = [on_hypercorn(raw_asgi, seconds, connections)]
     results = {label: statistics.median(rates) for label, rates in runs.items()}
     print(f"server={backend}  wrk -t1 -c{connections} -d{seconds}s, median of {rounds} interleaved runs")
     for label, rate in results.items():
@@ -126,6 +186,7 @@ def main() -> None:
     print(f"edge / Quart hit ratio: {edge_rate / results['cached hit, through Quart']:.2f}")
     if "plain Quart /hello (Hypercorn)" in results:
         print(f"edge hit / plain Quart /hello: {edge_rate / results['plain Quart /hello (Hypercorn)']:.2f}")
+        print(f"edge hit / raw ASGI /hello: {edge_rate / results['raw ASGI /hello (Hypercorn)']:.2f}")
 
 
 if __name__ == "__main__":
