@@ -16,14 +16,15 @@ import re
 import statistics
 import subprocess
 import sys
+from typing import Any
 
 import httpx
 
 from aeros import SimpleCache, WebServer
 
 
-def build(edge: bool) -> WebServer:
-    app = WebServer(__name__, cache=SimpleCache(), disable_plugins=["hello"])
+def build(edge: bool) -> Any:
+    app: Any = WebServer(__name__, cache=SimpleCache(), disable_plugins=["hello"])
     app.cache.edge = edge
 
     @app.route("/cached")
@@ -160,7 +161,7 @@ def main() -> None:
     if CPUS > 1:  # server on core 0, wrk on core 1
         os.sched_setaffinity(0, {0})
     edge_app, quart_app = build(True), build(False)
-    keywords = dict(port=0, access_log_to_std=False, log_level="WARNING", server=backend)
+    keywords: dict[str, Any] = dict(port=0, access_log_to_std=False, log_level="WARNING", server=backend)
     with edge_app.run_in_thread(**keywords) as edge, quart_app.run_in_thread(**keywords) as quart:
         targets = {
             "cached hit, ASGI edge": edge.url + "/cached",
