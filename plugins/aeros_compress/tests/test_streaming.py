@@ -9,7 +9,7 @@ import httpx
 import pytest
 from quart import Response
 
-from aeros import Br, Gzip, WebServer, Zstd
+from aeros import AsgiWrapper, Br, Gzip, Stage, WebServer, Zstd, hookimpl
 
 EVENT_1 = b"event: tick\ndata: {\"n\": 1, \"text\": \"first event\"}\n\n"
 EVENT_2 = b"event: tick\ndata: {\"n\": 2, \"text\": \"second event\"}\n\n"
@@ -129,3 +129,39 @@ def test_bodies_over_the_buffer_limit_are_streamed(serve: Any, fetch: Any, decod
     assert response.headers["content-encoding"] == "zstd"
     assert "content-length" not in response.headers  # chunked: never held whole in memory
     assert decode("zstd", body) == b"0123456789abcdef" * (9 * 65536)
+
+
+class RawAnswers:
+    """A plugin answering some paths itself at the ASGI edge (inside compression), as aeros-cache does."""
+
+    @staticmethod
+    def wrap(inner: Any) -> Any:
+        async def raw(scope: dict, receive: Any, send: Any) -> None:
+            path = scope.get("path")
+            if path == "/raw-one-message":  # no Content-Length, the whole body in one message
+                headers = ((name, value) for name, value in [(b"content-type", b"text/plain")])  # an iterable
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": b"raw body " * 100})
+            elif path == "/raw-unfinished":  # ends without the final body message
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"900")]})
+                await send({"type": "http.response.body", "body": b"raw body " * 100, "more_body": True})
+            else:
+                await inner(scope, receive, send)
+
+        return raw
+
+    @hookimpl
+    def aeros_asgi_wrapper(self, app: Any, settings: Any) -> AsgiWrapper:
+        return AsgiWrapper(Stage.STORE, self.wrap)
+
+
+def test_raw_asgi_answers_are_compressed(serve: Any, fetch: Any, decode: Any) -> None:
+    app = WebServer(__name__, compression=Gzip(), disable_plugins=["hello"], plugins=[RawAnswers()])
+    server = serve(app)
+    response, body = fetch(server.url + "/raw-one-message", "gzip")
+    assert response.headers["content-encoding"] == "gzip"
+    assert decode("gzip", body) == b"raw body " * 100
+    response, body = fetch(server.url + "/raw-unfinished", "gzip")
+    assert "content-encoding" not in response.headers  # handed on as it was, not lost
+    assert body == b"raw body " * 100
