@@ -7,7 +7,7 @@ immutable after construction and safe to share between threads and apps.
 
 gzip needs only the standard library; with the ``speed`` extra installed (python-isal and
 zlib-ng) it uses ISA-L for levels 1-3 and zlib-ng for levels 4-9, which the measurements in
-the README show to be 2-4x faster at the same or better ratio.
+the README show to be 2-5x faster at the same or better ratio.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def offload_threshold(codec: str, level: int) -> int:
     table = THROUGHPUT[codec]
     mb_per_s = table.get(level, 1000 if level < min(table) else table[max(table)])
     return max(OFFLOAD_MIN_BYTES, int(mb_per_s * OFFLOAD_BUDGET_US))
+
 
 #: What is compressed when ``mimetypes`` is not given: text, and the structured text formats
 #: that are not ``text/*`` (JSON, JavaScript, XML, SVG, fonts without their own compression).
