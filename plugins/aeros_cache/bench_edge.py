@@ -11,12 +11,13 @@ from elsewhere hits each alike) and medians reported. Server pinned to core 0, w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import statistics
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
@@ -50,9 +51,6 @@ def wrk(url: str, seconds: int, connections: int) -> float:
     return float(match.group(1))
 
 
-CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-
-
 def plain_quart() -> object:
     from quart import Quart
 
@@ -74,8 +72,9 @@ async def raw_asgi(scope: dict, receive: object, send: object) -> None:
     await send({"type": "http.response.body", "body": b"hello"})  # type: ignore[operator]
 
 
-def on_hypercorn(asgi_app: object, seconds: int, connections: int) -> float:
-    """``/hello`` of ``asgi_app`` on plain Hypercorn (no aeros), in a thread."""
+@contextlib.contextmanager
+def on_hypercorn(asgi_app: object) -> Iterator[str]:
+    """Serve ``asgi_app`` on plain Hypercorn (no aeros) in a thread; yields its ``/hello`` URL."""
     import socket
     import threading
     import time
@@ -103,54 +102,13 @@ def on_hypercorn(asgi_app: object, seconds: int, connections: int) -> float:
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        return wrk(url, seconds, connections)
+        yield url
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(15)
 
 
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-
-
-def plain_quart_hello(seconds: int, connections: int) -> float:
-    """``/hello`` of a plain ``quart.Quart`` app on Hypercorn (no aeros), for the issue's ratio."""
-    import socket
-    import threading
-
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-    from quart import Quart
-
-    app = Quart(__name__)
-
-    @app.route("/hello")
-    async def hello() -> str:
-        return "hello"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(serve(app, config, shutdown_trigger=stop.wait)))
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{port}/hello"
-        for _ in range(100):
-            try:
-                httpx.get(url).raise_for_status()
-                break
-            except httpx.TransportError:
-                import time
-
-                time.sleep(0.05)
-        return wrk(url, seconds, connections)
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(15)
 
 
 def main() -> None:
@@ -162,12 +120,17 @@ def main() -> None:
         os.sched_setaffinity(0, {0})
     edge_app, quart_app = build(True), build(False)
     keywords: dict[str, Any] = dict(port=0, access_log_to_std=False, log_level="WARNING", server=backend)
-    with edge_app.run_in_thread(**keywords) as edge, quart_app.run_in_thread(**keywords) as quart:
+    with contextlib.ExitStack() as stack:
+        edge = stack.enter_context(edge_app.run_in_thread(**keywords))
+        quart = stack.enter_context(quart_app.run_in_thread(**keywords))
         targets = {
             "cached hit, ASGI edge": edge.url + "/cached",
             "cached hit, through Quart": quart.url + "/cached",
             "uncached /hello (aeros)": edge.url + "/hello",
         }
+        if backend == "hypercorn":
+            targets["plain Quart /hello (Hypercorn)"] = stack.enter_context(on_hypercorn(plain_quart()))
+            targets["raw ASGI /hello (Hypercorn)"] = stack.enter_context(on_hypercorn(raw_asgi))
         for url in targets.values():
             for _ in range(3):  # miss, then fill the edge index
                 httpx.get(url).raise_for_status()
@@ -176,9 +139,6 @@ def main() -> None:
             for label, url in targets.items():
                 runs[label].append(wrk(url, seconds, connections))
         print(f"  stats edge app {edge_app.cache.stats}, quart app {quart_app.cache.stats}", file=sys.stderr)
-    if backend == "hypercorn":
-        runs["plain Quart /hello (Hypercorn)"] = [on_hypercorn(plain_quart(), seconds, connections)]
-        runs["raw ASGI /hello (Hypercorn)"] = [on_hypercorn(raw_asgi, seconds, connections)]
     results = {label: statistics.median(rates) for label, rates in runs.items()}
     print(f"server={backend}  wrk -t1 -c{connections} -d{seconds}s, median of {rounds} interleaved runs")
     for label, rate in results.items():
