@@ -9,42 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from aeros_core import (
-    AfterResponse,
-    AsgiWrapper,
-    BeforeRequest,
-    Option,
-    PluginInfo,
-    PluginLoadError,
-    ServerBackend,
-    ServerSettings,
-    Stage,
-    ThreadedServer,
-    UnknownOptionError,
-    WebServer,
-    __version__,
-    hookimpl,
-    hookspec,
-)
+import aeros_core
+from aeros_core import *  # noqa: F403 - the facade re-exports the core's public names
+from aeros_core import __version__
 from aeros_core.catalog import plugin_for_name
 
-__all__ = [
-    "AfterResponse",
-    "AsgiWrapper",
-    "BeforeRequest",
-    "Option",
-    "PluginInfo",
-    "PluginLoadError",
-    "ServerBackend",
-    "ServerSettings",
-    "Stage",
-    "ThreadedServer",
-    "UnknownOptionError",
-    "WebServer",
-    "__version__",
-    "hookimpl",
-    "hookspec",
-]
+__all__ = [*aeros_core.__all__, "__version__"]
 
 
 def _plugin_modules() -> list[str]:
