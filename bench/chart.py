@@ -21,8 +21,12 @@ def main(source: str, target: str) -> None:
     data = json.load(open(source))
     table, meta = data["table"], data["meta"]
     scenarios = [s for s in TITLES if any(isinstance(r.get(s), dict) for r in table.values())]
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(5.2 * len(scenarios), 6.5), squeeze=False)
-    for axis, scenario in zip(axes[0], scenarios):
+    columns = 2 if len(scenarios) > 1 else 1
+    rows_of_panels = (len(scenarios) + columns - 1) // columns
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(7 * columns, 5.5 * rows_of_panels), squeeze=False)
+    for axis in axes.flat[len(scenarios):]:
+        axis.set_visible(False)
+    for axis, scenario in zip(axes.flat, scenarios):
         rows = [(r["label"], r[scenario]["median"]) for r in table.values()
                 if isinstance(r.get(scenario), dict) and "median" in r[scenario]]
         rows.sort(key=lambda item: item[1])
@@ -37,8 +41,8 @@ def main(source: str, target: str) -> None:
         axis.set_xlabel("requests per second")
         axis.tick_params(axis="y", labelsize=8)
         axis.set_xlim(0, max(values or [1]) * 1.25)
-    fig.suptitle(f"aeros and its peers: median of {meta['runs']} runs, wrk -t1 -c{meta['connections']} "
-                 f"-d{meta['duration']:g}s, server on 1 core ({meta['date']})", fontsize=11)
+    fig.suptitle(f"aeros (orange) and its peers: req/s, median of {meta['runs']} runs, wrk -t1 "
+                 f"-c{meta['connections']} -d{meta['duration']:g}s, server on 1 core ({meta['date']})", fontsize=11)
     fig.tight_layout()
     fig.savefig(target, dpi=110)
 

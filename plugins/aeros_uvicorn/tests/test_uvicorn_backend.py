@@ -274,3 +274,24 @@ def test_two_workers_answer_from_two_pids_and_exit_zero_on_sigterm(tmp_path: Pat
         if process.poll() is None:
             process.kill()
             process.communicate(timeout=5)
+
+
+def test_websocket_echo(serve):
+    from websockets.sync.client import connect
+
+    # Quart 0.22 runs url_value_preprocessors with the *request* proxy in websocket handling,
+    # so the aeros-request plugin's preprocessor breaks websockets (whatever the backend).
+    app = WebServer(__name__, disable_plugins=["request"])
+
+    @app.websocket("/ws")
+    async def echo():
+        from quart import websocket
+
+        while True:
+            message = await websocket.receive()
+            await websocket.send(f"echo {message}")
+
+    server = serve(app, server="uvicorn")
+    with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5, close_timeout=5) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "echo hi"
