@@ -1,0 +1,3 @@
+"""Serve aeros apps with granian (EXPERIMENTAL): ``app.run(server="granian")``."""
+
+__all__: list[str] = []

@@ -1,0 +1,162 @@
+"""The granian server backend (EXPERIMENTAL): ``app.run(server="granian")``.
+
+granian's embedded server (``granian.server.embed.Server``, marked experimental by granian)
+runs in the runner's event loop and serves the socket the runner created: the runner keeps
+the supervisor, forked workers, signals, ``soft_limit`` and the access log. Two private
+granian names make that possible, which is why the dependency is pinned to one minor
+release: ``granian._granian.SocketHolder(fd, uds, backlog)`` adopts a listening socket, and
+``Server._init_shared_socket`` is replaced so that granian does not bind one of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from aeros_core.hookspecs import hookimpl
+from aeros_core.runner.settings import ServerSettings
+
+SERVER_LOGGER = "aeros.server"
+GRANIAN_LOGGER = "_granian"  # the name granian's Python and Rust code log under
+MIN_BUFFER = 8192  # hyper refuses a smaller read buffer
+
+#: Keywords of ``granian.server.embed.Server`` that the runner owns (refused in ``run()``).
+RUNNER_OWNED = frozenset({"target", "address", "port", "uds", "interface", "factory", "log_enabled"})
+
+_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
+           logging.ERROR: "error", logging.CRITICAL: "critical"}
+
+
+class _ToAerosServerLog(logging.Handler):
+    """Hands granian's own messages to the ``aeros.server`` logger (and its handlers)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        target = logging.getLogger(SERVER_LOGGER)
+        if target.isEnabledFor(record.levelno):
+            target.handle(record)
+
+
+def _route_granian_logs() -> None:
+    """Send granian's log through aeros's server log, once per process."""
+    granian_log = logging.getLogger(GRANIAN_LOGGER)
+    if not any(isinstance(h, _ToAerosServerLog) for h in granian_log.handlers):
+        granian_log.addHandler(_ToAerosServerLog())
+    granian_log.propagate = False
+
+
+def _granian_level() -> str:
+    level = logging.getLogger(SERVER_LOGGER).getEffectiveLevel()
+    # "Embedded server is experimental!" is a warning granian logs on every start: keep it
+    # out of an app's log unless the server log is at INFO or below.
+    return _LEVELS.get(max(level, logging.ERROR) if level >= logging.WARNING else level, "warning")
+
+
+@functools.cache
+def _server_keywords() -> frozenset[str]:
+    from granian.server.embed import Server
+
+    return frozenset(inspect.signature(Server.__init__).parameters) - {"self"}
+
+
+class GranianBackend:
+    """HTTP/1.1 (and HTTP/2 over TLS by ALPN) through granian's Rust server, one Rust thread."""
+
+    name = "granian"
+
+    def server_keywords(self, settings: ServerSettings) -> dict[str, Any]:
+        """The ``granian.server.embed.Server`` keywords for ``settings`` (``backend_options`` win)."""
+        from granian.constants import HTTPModes, Interfaces
+        from granian.http import HTTP1Settings
+
+        keywords: dict[str, Any] = {
+            "address": settings.host,
+            "port": settings.port,
+            "interface": Interfaces.ASGI,  # with lifespan
+            "http": HTTPModes.auto if settings.tls else HTTPModes.http1,
+            "backlog": settings.backlog,
+            "runtime_threads": 1,
+            "http1_settings": HTTP1Settings(max_buffer_size=max(settings.max_header_size, MIN_BUFFER)),
+            "log_level": _granian_level(),
+            # granian configures its loggers with dictConfig; incremental, so that the
+            # handlers aeros (and the user) configured are not closed.
+            "log_dictconfig": {"incremental": True, "handlers": {}, "loggers": {GRANIAN_LOGGER: {}}},
+            "log_access": False,  # the aeros access log works at the ASGI edge
+        }
+        if settings.tls:
+            keywords["ssl_cert"] = Path(str(settings.certfile))
+            keywords["ssl_key"] = Path(str(settings.keyfile))
+        known = _server_keywords()
+        for name, value in settings.backend_options.items():
+            if name not in known or name in RUNNER_OWNED:
+                raise TypeError(f"unknown or runner-owned granian setting {name!r} passed to run()")
+            keywords[name] = value
+        return keywords
+
+    def check_supported(self, settings: ServerSettings) -> None:
+        """Refuse, before serving, what this backend cannot do as asked."""
+        if not settings.include_server_header:
+            raise ValueError(
+                "the granian backend cannot leave out the Server header (include_server_header=False); "
+                "use server='hypercorn' or server='uvicorn'"
+            )
+
+    async def serve(
+        self,
+        app: Callable[..., Awaitable[None]],
+        settings: ServerSettings,
+        sockets: list[socket.socket],
+        shutdown_trigger: Callable[[], Awaitable[Any]],
+    ) -> None:
+        from granian._granian import SocketHolder
+        from granian.server.embed import Server
+
+        if len(sockets) != 1:
+            raise ValueError(f"the granian backend serves exactly one socket, got {len(sockets)}")
+        self.check_supported(settings)
+        _route_granian_logs()
+        sock = sockets[0]
+        uds = sock.family == getattr(socket, "AF_UNIX", None)
+        # Typed as Any: the attributes set below are private to granian (and its stubs disagree).
+        server: Any = Server(app, **self.server_keywords(settings))
+        holder: Any = SocketHolder
+        # How long stopping waits for the worker (requests in flight, then the lifespan shutdown).
+        server.workers_kill_timeout = settings.graceful_timeout
+
+        def adopt_runner_socket() -> None:  # replaces granian's own bind
+            fd = os.dup(sock.fileno())  # the holder closes what it holds; the runner closes its own
+            server._ssp = None
+            server._shd = holder(fd, uds, settings.backlog)
+            server._sfd = fd
+
+        server._init_shared_socket = adopt_runner_socket
+        serving = asyncio.ensure_future(server.serve())
+        stopping = asyncio.ensure_future(shutdown_trigger())
+        try:
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not serving.done():
+                server.stop()
+            await serving
+        except asyncio.TimeoutError:  # the worker outlived graceful_timeout: granian cancelled it
+            logging.getLogger(SERVER_LOGGER).warning(
+                "granian: requests still running after %ss were cancelled", settings.graceful_timeout
+            )
+        except Exception as error:  # e.g. granian.errors.FatalError when the lifespan startup fails
+            raise RuntimeError(f"granian could not serve the app: {error!r}") from error
+        finally:
+            stopping.cancel()
+        if server.interrupt_children and not server.interrupt_signal:
+            raise RuntimeError("granian's worker stopped unexpectedly (see the aeros.server log)")
+
+
+class GranianPlugin:
+    """Provides the ``"granian"`` server backend (``app.run(server="granian")``)."""
+
+    @hookimpl
+    def aeros_server_backend(self, name: str) -> GranianBackend | None:
+        return GranianBackend() if name == "granian" else None

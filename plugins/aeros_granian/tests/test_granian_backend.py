@@ -1,0 +1,294 @@
+"""The granian backend: real servers on 127.0.0.1, real HTTP, real processes and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aeros import WebServer
+
+
+@pytest.fixture
+def app() -> WebServer:
+    app = WebServer(__name__)
+
+    @app.route("/hello")
+    async def hello():
+        return "hello"
+
+    @app.route("/slow")
+    async def slow():
+        await asyncio.sleep(1)
+        return "slept"
+
+    @app.route("/json")
+    async def json_view():
+        return {"pid": os.getpid()}
+
+    return app
+
+
+def test_serves_with_granian(serve, app):
+    server = serve(app, server="granian")
+    response = httpx.get(server.url + "/hello", timeout=5)
+    assert response.status_code == 200
+    assert response.text == "hello"
+    assert response.headers["server"] == "granian"
+    assert httpx.get(server.url + "/json", timeout=5).json() == {"pid": os.getpid()}
+    assert httpx.get(server.url + "/missing", timeout=5).status_code == 404
+
+
+def test_two_servers_at_once(serve, app):
+    first = serve(app, server="granian")
+    second = serve(app, server="granian")
+    assert first.port != second.port
+    for server in (first, second):
+        assert httpx.get(server.url + "/hello", timeout=5).text == "hello"
+    first.stop(10)
+    assert httpx.get(second.url + "/hello", timeout=5).text == "hello"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(first.url + "/hello", timeout=5)
+
+
+def test_stop_lets_the_request_in_flight_finish(serve, app):
+    server = serve(app, server="granian", graceful_timeout=5)
+    result: dict = {}
+
+    def slow_request() -> None:
+        result["response"] = httpx.get(server.url + "/slow", timeout=15)
+
+    client = threading.Thread(target=slow_request)
+    client.start()
+    time.sleep(0.3)
+    server.stop(timeout=10)
+    client.join(15)
+    assert result["response"].status_code == 200
+    assert result["response"].text == "slept"
+    assert not server.running
+
+
+def test_lifespan_runs_startup_and_shutdown(serve):
+    app = WebServer(__name__)
+    events: list[str] = []
+
+    @app.before_serving
+    async def started():
+        events.append("startup")
+
+    @app.after_serving
+    async def stopped():
+        events.append("shutdown")
+
+    @app.route("/")
+    async def home():
+        return ",".join(events)
+
+    server = serve(app, server="granian")
+    assert httpx.get(server.url + "/", timeout=5).text == "startup"
+    server.stop(10)
+    assert events == ["startup", "shutdown"]
+
+
+def test_a_failing_startup_is_reported(app):
+    @app.before_serving
+    async def broken():
+        raise RuntimeError("no database")
+
+    with pytest.raises(RuntimeError, match="failed to start"):
+        app.run_in_thread(server="granian", port=0, access_log_to_std=False)
+
+
+def test_soft_limit_answers_503(serve, app):
+    server = serve(app, server="granian", soft_limit=1)
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=15) as client:
+            responses = await asyncio.gather(*(client.get(server.url + "/slow") for _ in range(4)))
+        return [r.status_code for r in responses]
+
+    statuses = asyncio.run(burst())
+    assert statuses.count(200) >= 1
+    assert 503 in statuses
+    assert httpx.get(server.url + "/hello", timeout=5).status_code == 200  # the limit frees up
+
+
+def test_access_log_lines(serve, app, tmp_path):
+    log_file = tmp_path / "access.log"
+    server = serve(app, server="granian", access_log_file=str(log_file))
+    httpx.get(server.url + "/hello?x=1", timeout=5)
+    server.stop(10)
+    line = log_file.read_text().strip().splitlines()[-1]
+    assert re.match(r'127\.0\.0\.1 - - \[.+\] "GET /hello\?x=1 HTTP/1\.1" 200 5 [\d.]+ms$', line), line
+    logging.getLogger("aeros.access").handlers.clear()
+
+
+def test_oversized_headers_get_431_and_the_server_keeps_serving(serve, app):
+    server = serve(app, server="granian")
+    response = httpx.get(server.url + "/hello", headers={"x-big": "a" * 40_000}, timeout=5)
+    assert response.status_code == 431
+    assert httpx.get(server.url + "/hello", headers={"x-ok": "a" * 1000}, timeout=5).status_code == 200
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return str(certfile), str(keyfile), context
+
+
+def test_tls_and_http2_by_alpn(serve, app, tls_files):
+    certfile, keyfile, context = tls_files
+    server = serve(app, server="granian", certfile=certfile, keyfile=keyfile)
+    assert server.url.startswith("https://")
+    response = httpx.get(server.url + "/hello", verify=context, timeout=5)
+    assert (response.status_code, response.text, response.http_version) == (200, "hello", "HTTP/1.1")
+    with httpx.Client(http2=True, verify=context, timeout=5) as client:
+        response = client.get(server.url + "/hello")
+    assert (response.status_code, response.text, response.http_version) == (200, "hello", "HTTP/2")
+
+
+def test_cleartext_http2_only_when_asked(serve, app):
+    plain = serve(app, server="granian")
+    with httpx.Client(http1=False, http2=True, timeout=5) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get(plain.url + "/hello")
+    auto = serve(app, server="granian", http="auto")
+    with httpx.Client(http1=False, http2=True, timeout=5) as client:
+        response = client.get(auto.url + "/hello")
+    assert (response.status_code, response.http_version) == (200, "HTTP/2")
+
+
+def test_unknown_or_runner_owned_options_are_refused(app):
+    with pytest.raises(RuntimeError, match="no_such_option"):
+        app.run_in_thread(server="granian", port=0, no_such_option=1, access_log_to_std=False)
+    with pytest.raises(RuntimeError, match="address"):
+        app.run_in_thread(server="granian", port=0, address="0.0.0.0", access_log_to_std=False)
+
+
+def test_include_server_header_false_is_refused():
+    app = WebServer(__name__, include_server_header=False)
+    with pytest.raises(RuntimeError, match="include_server_header"):
+        app.run_in_thread(server="granian", port=0, access_log_to_std=False)
+
+
+def test_websocket_echo(serve):
+    from websockets.sync.client import connect
+
+    # see the aeros-uvicorn tests: the aeros-request plugin breaks Quart websockets
+    app = WebServer(__name__, disable_plugins=["request"])
+
+    @app.websocket("/ws")
+    async def echo():
+        from quart import websocket
+
+        while True:
+            message = await websocket.receive()
+            await websocket.send(f"echo {message}")
+
+    server = serve(app, server="granian")
+    with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5, close_timeout=5) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "echo hi"
+
+
+WORKER_SCRIPT = """
+import asyncio, os
+from aeros import WebServer
+
+app = WebServer(__name__)
+
+@app.route("/pid")
+async def pid():
+    return str(os.getpid())
+
+@app.route("/slow")
+async def slow():
+    await asyncio.sleep(1)
+    return "slept " + str(os.getpid())
+
+if __name__ == "__main__":
+    app.run(port=int(os.environ["PORT"]), workers=2, server="granian", graceful_timeout=5,
+            access_log_to_std=False)
+    print("parent exiting cleanly", flush=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def test_two_workers_answer_from_two_pids_and_exit_zero_on_sigterm(tmp_path: Path):
+    script = tmp_path / "granian_app.py"
+    script.write_text(textwrap.dedent(WORKER_SCRIPT))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert wait_for(lambda: httpx.get(url + "/pid", timeout=2).status_code == 200, 30)
+        seen: set[str] = set()
+        for _ in range(300):
+            seen.add(httpx.get(url + "/pid", timeout=5, headers={"Connection": "close"}).text)
+            if len(seen) == 2:
+                break
+        assert len(seen) == 2, seen
+        assert str(process.pid) not in seen
+
+        result: dict = {}
+
+        def slow_request() -> None:
+            result["response"] = httpx.get(url + "/slow", timeout=15)
+
+        client = threading.Thread(target=slow_request)
+        client.start()
+        time.sleep(0.4)
+        process.send_signal(signal.SIGTERM)
+        client.join(15)
+        output, _ = process.communicate(timeout=20)
+        assert process.returncode == 0, output
+        assert result["response"].status_code == 200
+        assert "parent exiting cleanly" in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
