@@ -200,3 +200,65 @@ def test_decorator_injects_where_the_plugin_is_disabled(serve):
 def test_fields_are_read_only_on_instances():
     with pytest.raises(AttributeError, match="read-only"):
         EasyRequest().params = {}  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("backend", ["hypercorn", "uvicorn"])
+def test_websocket_routes_work_with_the_plugin_loaded(serve, backend):
+    """Quart runs url_value_preprocessors with the *request* proxy during a websocket, so the
+    plugin must not register one: a websocket route has to answer, not fail with a 500."""
+    from websockets.sync.client import connect
+
+    app = make_app()
+    names = {plugin.name for plugin in app.plugins}
+    assert "request" in names
+    if backend != "hypercorn" and backend not in names:
+        pytest.skip(f"the {backend} backend plugin is not installed")
+
+    @app.websocket("/ws/<name>")
+    async def ws_echo(name: str):
+        from quart import websocket
+
+        while True:
+            message = await websocket.receive()
+            await websocket.send(f"{name}: {message}")
+
+    server = serve(app, server=backend)
+    with connect(f"ws://127.0.0.1:{server.port}/ws/bot", open_timeout=5, close_timeout=5) as ws:
+        for text in ("hi", "again"):
+            ws.send(text)
+            assert ws.recv(timeout=5) == f"bot: {text}"
+    # and plain routes still inject on the same app
+    assert httpx.get(server.url + "/with-args/3", params={"q": "y"}).json() == {"item": 3, "q": "y"}
+
+
+def test_views_registered_every_way_are_injected(serve):
+    """route (stacked twice on one view), add_url_rule, app.endpoint and blueprints."""
+    from quart import Blueprint
+
+    app = WebServer(__name__)
+
+    @app.route("/one")
+    @app.route("/two")
+    async def twice(request: EasyRequest):
+        return {"q": request.params.get("q")}
+
+    async def added(request: EasyRequest):
+        return {"q": request.params.get("q")}
+
+    app.add_url_rule("/added", view_func=added)
+    app.add_url_rule("/late", endpoint="late")
+
+    @app.endpoint("late")
+    async def late(req: EasyRequest):
+        return {"q": req.params.get("q")}
+
+    blueprint = Blueprint("bp", __name__, url_prefix="/bp")
+
+    @blueprint.route("/view")
+    async def bp_view(request: EasyRequest):
+        return {"q": request.params.get("q")}
+
+    app.register_blueprint(blueprint)
+    server = serve(app)
+    for path in ("/one", "/two", "/added", "/late", "/bp/view"):
+        assert httpx.get(server.url + path, params={"q": path}).json() == {"q": path}, path
