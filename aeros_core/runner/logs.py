@@ -51,18 +51,6 @@ def configure(app: Any, settings: ServerSettings) -> None:
     # Hypercorn announces each worker's sockets itself; the runner says it once.
     logging.getLogger("aeros.server").setLevel(level if level <= logging.DEBUG else logging.WARNING)
 
-    access = logging.getLogger("aeros.access")
-    access.setLevel(logging.INFO)
-    access.propagate = False
-    handlers: list[logging.Handler] = []
-    if settings.access_log_to_std:
-        handlers.append(_stream(sys.stdout, "%(message)s"))
-    if settings.access_log_file:
-        file_handler = logging.FileHandler(settings.access_log_file)
-        file_handler.setFormatter(logging.Formatter("%(message)s"))
-        handlers.append(file_handler)
-    _replace_handlers(access, handlers)
-
     for logger in (main, app.logger):
         for existing in [f for f in logger.filters if isinstance(f, NoTraceback)]:
             logger.removeFilter(existing)

@@ -7,11 +7,14 @@ h11 protocol) refuse heads beyond a limit. This subclass applies the runner's
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_MAX_HEAD = 16 * 1024
+LINGER_SECONDS = 2.0
 _REJECT_BODY = b"431 Request Header Fields Too Large\n"
 
 
@@ -28,8 +31,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.head_open = False  # between the start of a request and the end of its headers
         self.head_bytes = 0
         self.head_too_large = False
+        self.rejected = False  # answered 431: what the client still sends is read and dropped
 
     def data_received(self, data: bytes) -> None:
+        if self.rejected:
+            return
         super().data_received(data)
         # Bytes of a head still incomplete after this chunk: bounds what the parser buffers.
         if self.head_open and not self.transport.is_closing():
@@ -67,4 +73,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             ]
         )
         self.transport.write(b"".join(content))
-        self.transport.close()
+        # Lingering close: closing with unread request bytes in the kernel makes it send a
+        # reset, and the client may lose the 431. Half-close, drop what still arrives, close soon.
+        self.rejected = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
