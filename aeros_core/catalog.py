@@ -52,3 +52,7 @@ def plugin_for_name(name: str) -> KnownPlugin | None:
 
 def known_plugin_options() -> list[str]:
     return [option for plugin in KNOWN_PLUGINS for option in plugin.options]
+
+
+#: server backends that first-party plugins provide: ``app.run(server=name)`` -> extra
+KNOWN_BACKENDS: dict[str, str] = {"uvicorn": "uvicorn", "granian": "granian"}

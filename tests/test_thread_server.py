@@ -209,3 +209,8 @@ def test_traceback_false_keeps_the_error_but_not_the_traceback(serve, caplog):
     assert records, "the error was not logged"
     assert records[0].exc_info is None
     assert "RuntimeError: kaput" in records[0].getMessage()
+
+
+def test_a_known_backend_that_is_not_installed_names_its_extra():
+    with pytest.raises(ValueError, match=r"pip install 'aeros\[uvicorn\]'"):
+        WebServer(__name__, disable_plugins=["uvicorn"]).run_in_thread(port=0, server="uvicorn")

@@ -7,6 +7,7 @@ import logging
 import socket
 from typing import Any, Awaitable, Callable
 
+from ..catalog import KNOWN_BACKENDS
 from .backend import ServerBackend
 from .settings import ServerSettings
 
@@ -16,7 +17,8 @@ log = logging.getLogger("aeros")
 def backend_for(app: Any, name: str) -> ServerBackend:
     backend = app.plugin_manager.hook.aeros_server_backend(name=name)
     if backend is None:
-        hint = " (pip install 'aeros[uvicorn]')" if name == "uvicorn" else ""
+        extra = KNOWN_BACKENDS.get(name)
+        hint = f" (pip install 'aeros[{extra}]')" if extra else ""
         raise ValueError(f"no installed plugin provides the server backend {name!r}{hint}")
     return backend
 
