@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 TITLES = {"hello": "/hello (plain text)", "json": "/json (small JSON)",
-          "big": "/big (60 KB JSON, compressed)", "cached": "/cached (20 ms view, cached)"}
+          "big": "/big (60 KB JSON, compressed)", "cached": "/cached (20 ms view, cached)",
+          "big-cached": "/big-cached (60 KB JSON, cached, compressed)"}
 
 
 def main(source: str, target: str) -> None:

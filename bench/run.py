@@ -40,7 +40,9 @@ SCENARIOS = {
     "json": ("/json", "small JSON"),
     "big": ("/big", "60 KB JSON, compressed"),
     "cached": ("/cached", "20 ms view, cached"),
+    "big-cached": ("/big-cached", "60 KB JSON view, cached, compressed"),
 }
+COMPRESSED = ("big", "big-cached")  # scenarios that must come back compressed
 ACCEPT_ENCODING = "gzip, br"
 BASELINE = "quart-hypercorn"
 CEILING = "raw-hypercorn"
@@ -108,7 +110,7 @@ STACKS = [
           notes="as aeros runs it (uvloop); " + HAND),
     Stack("aeros-hypercorn", "aeros, Hypercorn", "aeros", ["aeros_app.py"],
           env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0"},
-          notes="SimpleCache + @app.cache(timeout=60), compression=[Br(), Gzip()]; access log off"),
+          notes="SimpleCache + @app.cache(timeout=60), compression=[Gzip(), Br()]; access log off"),
     Stack("aeros-hypercorn-bare", "aeros, Hypercorn, no cache/compression", "aeros", ["aeros_app.py"],
           env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0", "BARE": "1"},
           notes="WebServer(__name__) without cache= and compression=", scenarios=("hello", "json")),
@@ -117,18 +119,21 @@ STACKS = [
           notes="access log to stdout (a file)", scenarios=("hello", "cached")),
     Stack("aeros-uvicorn", "aeros, uvicorn", "aeros", ["aeros_app.py"],
           env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0"}, notes="access log off"),
-    Stack("aeros-granian", "aeros, granian (prototype backend)", "aeros", ["aeros_app.py"],
+    Stack("aeros-granian", "aeros, granian", "aeros", ["aeros_app.py"],
           env={"PORT": "{port}", "SERVER": "granian", "ACCESS_LOG": "0"},
-          notes="apps/aeros_granian_proto.py: granian's embedded server on the runner's socket; "
-                "needs granian in .venv"),
+          notes="the aeros-granian plugin (experimental): granian's embedded server on the runner's socket"),
     Stack("aeros-hypercorn-w2", "aeros, Hypercorn, workers=2", "aeros", ["aeros_app.py"],
           env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0", "WORKERS": "2"}, workers=2, cpus="0,1",
           notes="server and wrk share both CPUs", scenarios=("hello", "cached")),
     Stack("aeros-uvicorn-w2", "aeros, uvicorn, workers=2", "aeros", ["aeros_app.py"],
           env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0", "WORKERS": "2"}, workers=2, cpus="0,1",
           notes="server and wrk share both CPUs", scenarios=("hello", "cached")),
+    Stack("aeros-granian-w2", "aeros, granian, workers=2", "aeros", ["aeros_app.py"],
+          env={"PORT": "{port}", "SERVER": "granian", "ACCESS_LOG": "0", "WORKERS": "2"}, workers=2, cpus="0,1",
+          notes="server and wrk share both CPUs", scenarios=("hello", "cached")),
 ]
-WORKERS_1_OF = {"aeros-hypercorn-w2": "aeros-hypercorn", "aeros-uvicorn-w2": "aeros-uvicorn"}
+WORKERS_1_OF = {"aeros-hypercorn-w2": "aeros-hypercorn", "aeros-uvicorn-w2": "aeros-uvicorn",
+                "aeros-granian-w2": "aeros-granian"}
 
 
 # --- environment ----------------------------------------------------------------------------
@@ -288,7 +293,7 @@ def check(running: Running, scenario: str) -> dict[str, object]:
         info["na"] = "not served (plugin missing)"
     elif status != 200:
         info["na"] = f"status {status}"
-    elif scenario == "big" and info["encoding"] == "identity":
+    elif scenario in COMPRESSED and info["encoding"] == "identity":
         info["na"] = "not compressed"
     return info
 
@@ -400,7 +405,8 @@ def fmt_cell(cell: object, ratio_key: str = "vs_quart_hypercorn") -> str:
 
 
 def markdown(table: dict[str, dict], scenarios: list[str], meta: dict) -> str:
-    header = ["stack", *(f"/{s}" for s in scenarios), "peak RSS/worker"]
+    sent = [s for s in scenarios if s in COMPRESSED][:1]  # what each stack sent for the 60 KB document
+    header = ["stack", *(f"/{s}" for s in scenarios), *(f"/{s} sent" for s in sent), "peak RSS/worker"]
     lines = [
         f"Requests per second, median of {meta['runs']} runs of `wrk -t1 -c{meta['connections']} "
         f"-d{meta['duration']:g}s` (server on CPU 0, wrk on CPU 1; 1 worker unless said). "
@@ -412,6 +418,10 @@ def markdown(table: dict[str, dict], scenarios: list[str], meta: dict) -> str:
     for row in sorted(table.values(), key=lambda r: -(r.get("hello", {}) or {}).get("median", 0)):
         rss = row.get("peak_rss_mb_per_worker")
         cells = [fmt_cell(row.get(s)) for s in scenarios]
+        for s in sent:
+            cell = row.get(s)
+            cells.append(f"{cell['encoding']} {cell['bytes'] / 1000:.1f} KB"
+                         if isinstance(cell, dict) and "median" in cell else "")
         lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {f'{rss:.0f} MB' if rss else ''} |")
     ceiling = CEILING in table
     if ceiling:
@@ -443,10 +453,56 @@ def markdown(table: dict[str, dict], scenarios: list[str], meta: dict) -> str:
                 lines.append(f"- {row['label']} /{s}: n/a ({cell.get('na')})")
             elif isinstance(cell, dict) and cell.get("non_2xx"):
                 lines.append(f"- {row['label']} /{s}: {cell['non_2xx']} non-2xx responses")
-            if s == "big" and isinstance(cell, dict) and "median" in cell:
-                lines.append(f"- {row['label']} /big: {cell.get('encoding')}, {cell.get('bytes'):,} bytes")
+            if s in COMPRESSED and isinstance(cell, dict) and "median" in cell:
+                lines.append(f"- {row['label']} /{s}: sent {cell.get('encoding')}, {cell.get('bytes'):,} bytes")
+    lines += targets(table)
     lines += ["", f"Machine: {meta['machine']}; {meta['date']}."]
     return "\n".join(lines) + "\n"
+
+
+def median_of(table: dict[str, dict], stack: str, scenario: str) -> float | None:
+    cell = table.get(stack, {}).get(scenario)
+    return cell.get("median") if isinstance(cell, dict) else None
+
+
+def targets(table: dict[str, dict]) -> list[str]:
+    """Issue 7's targets, checked against this run's medians (rows that were not run are skipped)."""
+    checks: list[tuple[str, float | None, float | None, float]] = []  # (what, value, reference, wanted ratio)
+
+    def best(names: list[str], scenario: str) -> tuple[str, float | None]:
+        found = [(median_of(table, name, scenario), name) for name in names]
+        found = [(value, name) for value, name in found if value]
+        return (max(found)[1], max(found)[0]) if found else ("", None)
+
+    aeros = [name for name in table if name.startswith("aeros-") and not name.endswith("-w2")]
+    peers = [name for name in table if not name.startswith(("aeros-", "raw-"))]
+    checks.append(("/cached: aeros-uvicorn vs Sanic", median_of(table, "aeros-uvicorn", "cached"),
+                   median_of(table, "sanic", "cached"), 1.2))
+    checks.append(("/cached: aeros-hypercorn vs raw-hypercorn /hello", median_of(table, "aeros-hypercorn", "cached"),
+                   median_of(table, "raw-hypercorn", "hello"), 0.9))
+    peer, peer_big = best(peers, "big")
+    mine, my_big = best(aeros, "big")
+    checks.append((f"/big: best aeros ({mine}) vs best peer ({peer})", my_big, peer_big, 1.2))
+    mine, my_cached = best(aeros, "big-cached")
+    checks.append((f"/big-cached: best aeros ({mine}) vs best peer's uncached /big ({peer})", my_cached, peer_big, 10.0))
+    checks.append(("/hello: aeros-hypercorn vs Quart + Hypercorn", median_of(table, "aeros-hypercorn", "hello"),
+                   median_of(table, "quart-hypercorn", "hello"), 1.0))
+    checks.append(("/hello: aeros-uvicorn vs Quart + uvicorn", median_of(table, "aeros-uvicorn", "hello"),
+                   median_of(table, "quart-uvicorn", "hello"), 1.0))
+    for w2, w1 in WORKERS_1_OF.items():
+        checks.append((f"/cached: {w2} vs {w1}", median_of(table, w2, "cached"), median_of(table, w1, "cached"), 1.6))
+    lines = ["", "Issue 7 targets (medians of this run):", "", "| target | value | reference | ratio | wanted | met |",
+             "|---|---|---|---|---|---|"]
+    for what, value, reference, wanted in checks:
+        if value and reference:
+            ratio = value / reference
+            lines.append(f"| {what} | {value:,.0f} | {reference:,.0f} | {ratio:.2f}x | ≥ {wanted:g}x | "
+                         f"{'yes' if ratio >= wanted else 'NO'} |")
+    for name in aeros + [n for n in table if n.endswith("-w2")]:
+        rss = table[name].get("peak_rss_mb_per_worker")
+        if rss:
+            lines.append(f"| peak RSS per worker, {name} | {rss:.0f} MB | | | ≤ 80 MB | {'yes' if rss <= 80 else 'NO'} |")
+    return lines if len(lines) > 5 else []
 
 
 def print_table(table: dict[str, dict], scenarios: list[str]) -> None:
@@ -531,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             outcome["loadavg_1min"] = os.getloadavg()[0]  # other work on the machine skews a run
             raw.setdefault(stack.name, []).append(outcome)
             shown = " ".join(
-                f"/{s}={info['rps']:,.0f}" if info.get("rps") else f"/{s}=n/a"
+                (f"/{s}={info['rps']:,.0f}" if info.get("rps") else f"/{s}=n/a")
+                + (f"({info.get('encoding')})" if s in COMPRESSED else "")
                 for s, info in outcome.get("scenarios", {}).items())
             print(f"run {run}/{args.runs} {stack.name:24} {shown or outcome.get('error', '')[:300]}", flush=True)
 

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from common import BIG, HELLO, SMALL, VIEW_SECONDS, TinyCache
 
@@ -28,6 +28,15 @@ async def json_view():
 @app.get("/big")
 async def big():
     return BIG
+
+
+@app.get("/big-cached")
+async def big_cached(request: Request):
+    body = cache.get(request.url.path)
+    if body is None:
+        body = JSONResponse(BIG).body
+        cache.set(request.url.path, body)
+    return Response(body, media_type="application/json")  # GZipMiddleware compresses
 
 
 @app.get("/cached", response_class=PlainTextResponse)

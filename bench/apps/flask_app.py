@@ -30,6 +30,12 @@ def big():
     return BIG
 
 
+@app.route("/big-cached")
+@cache.cached(timeout=60)
+def big_cached():
+    return BIG  # Flask-Compress compresses the cached response
+
+
 @app.route("/cached")
 @cache.cached(timeout=60)
 def cached():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
-from quart import Quart, request
+from quart import Quart, Response, request
 from quart.wrappers.response import DataBody
 
 from common import BIG, HELLO, MIN_COMPRESS, SMALL, VIEW_SECONDS, TinyCache, gzip_body, wants_gzip
@@ -26,6 +27,15 @@ async def json_view():
 @app.route("/big")
 async def big():
     return BIG
+
+
+@app.route("/big-cached")
+async def big_cached():
+    body = cache.get(request.path)
+    if body is None:
+        body = json.dumps(BIG).encode()
+        cache.set(request.path, body)
+    return Response(body, content_type="application/json")  # compressed by the after_request hook
 
 
 @app.route("/cached")

@@ -6,10 +6,11 @@ Run: PORT=8000 python sanic_app.py
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 import os
 
 from sanic import Sanic
-from sanic.response import json, text
+from sanic.response import HTTPResponse, json, text
 
 from common import BIG, HELLO, MIN_COMPRESS, SMALL, VIEW_SECONDS, TinyCache, gzip_body, wants_gzip
 
@@ -30,6 +31,15 @@ async def json_view(request):
 @app.get("/big")
 async def big(request):
     return json(BIG)
+
+
+@app.get("/big-cached")
+async def big_cached(request):
+    body = cache.get(request.path)
+    if body is None:
+        body = jsonlib.dumps(BIG).encode()
+        cache.set(request.path, body)
+    return HTTPResponse(body, content_type="application/json")  # compressed by the on_response hook
 
 
 @app.get("/cached")

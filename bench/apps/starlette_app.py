@@ -7,7 +7,7 @@ import asyncio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from common import BIG, HELLO, SMALL, VIEW_SECONDS, TinyCache
@@ -27,6 +27,14 @@ async def big(request):
     return JSONResponse(BIG)
 
 
+async def big_cached(request):
+    body = cache.get(request.url.path)
+    if body is None:
+        body = JSONResponse(BIG).body
+        cache.set(request.url.path, body)
+    return Response(body, media_type="application/json")  # GZipMiddleware compresses
+
+
 async def cached(request):
     body = cache.get(request.url.path)
     if body is None:
@@ -37,6 +45,7 @@ async def cached(request):
 
 
 app = Starlette(
-    routes=[Route("/hello", hello), Route("/json", json_view), Route("/big", big), Route("/cached", cached)],
+    routes=[Route("/hello", hello), Route("/json", json_view), Route("/big", big), Route("/cached", cached),
+            Route("/big-cached", big_cached)],
     middleware=[Middleware(GZipMiddleware)],
 )
