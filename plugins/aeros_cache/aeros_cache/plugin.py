@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from quart import Response, g
+from quart import Response
 from quart.globals import _cv_request
 from quart.wrappers.response import DataBody
 from werkzeug.datastructures import Headers
@@ -50,6 +50,7 @@ log = logging.getLogger("aeros.cache")
 
 ATTRIBUTE = "_aeros_cache"  #: the ViewOptions of a cached view function
 SCOPE_KEY = "aeros_cache.lookup"  #: (key, entry) left in the ASGI scope by the edge
+STATE_KEY = "aeros_cache.state"  #: the request's _State, in the ASGI scope (cached views only)
 LEADER_WAIT = 30.0  #: how long concurrent misses wait for the request running the view
 INDEX_LIMIT = 10_000  #: (method, path) pairs remembered for the edge
 _NOT_STORED = frozenset({"private", "no-store", "no-cache"})
@@ -84,7 +85,7 @@ class ViewOptions:
 
 
 class _State:
-    """One request's dealings with the cache (kept in ``quart.g``)."""
+    """One request's dealings with the cache (kept in the ASGI scope, under ``STATE_KEY``)."""
 
     __slots__ = ("options", "key", "store", "future", "flight", "returned_none", "view_ran")
 
@@ -195,6 +196,7 @@ class AppCache:
                 unless_takes_args=unless_takes_args,
             )
             plugin.views[options.view_id] = options
+            plugin.endpoints.clear()  # re-learnt on the next request of each endpoint
             return plugin.wrap_view(view, options)
 
         return decorator
@@ -220,6 +222,9 @@ class CachePlugin:
         self.cache: AppCache = AppCache(self)
         self.views: dict[str, ViewOptions] = {}
         self.index: dict[tuple[str, str], ViewOptions] = {}
+        #: endpoint -> its ViewOptions, or None for an endpoint whose view is not cached;
+        #: learnt once per endpoint, so requests of views the cache does not touch cost one lookup
+        self.endpoints: dict[Any, ViewOptions | None] = {}
         self.inflight: dict[tuple[int, str], asyncio.Future] = {}
         self.edge_active = False
 
@@ -261,6 +266,8 @@ class CachePlugin:
     def aeros_asgi_wrapper(self, app: Any, settings: Any) -> AsgiWrapper | None:
         if self.backend is None or not self.cache.edge:
             return None
+        if not any(options.edge_ok for options in self.views.values()):
+            return None  # nothing could ever be answered there: no layer at all
         reason = self._edge_obstacle()
         if reason:
             log.info("cache hits are answered through Quart, not at the ASGI edge: %s", reason)
@@ -294,7 +301,8 @@ class CachePlugin:
 
         @functools.wraps(view)
         async def cached_view(*args: Any, **kwargs: Any) -> Any:
-            state = g.get(ATTRIBUTE)
+            context = _cv_request.get(None)
+            state = None if context is None else context.request.scope.get(STATE_KEY)
             if state is not None:
                 state.view_ran = True
             try:
@@ -314,10 +322,19 @@ class CachePlugin:
 
     # --- Quart path ---------------------------------------------------------------------------
 
+    def _options_for(self, endpoint: Any) -> ViewOptions | None:
+        options: ViewOptions | None = getattr(self.app.view_functions.get(endpoint), ATTRIBUTE, None)
+        self.endpoints[endpoint] = options
+        return options
+
     async def _before(self) -> Any:
         request = _cv_request.get().request
-        view = self.app.view_functions.get(request.endpoint)
-        options: ViewOptions | None = getattr(view, ATTRIBUTE, None)
+        rule = request.url_rule
+        endpoint = None if rule is None else rule.endpoint
+        try:
+            options = self.endpoints[endpoint]
+        except KeyError:
+            options = self._options_for(endpoint)
         if options is None:
             return None
         scope: Any = request.scope
@@ -325,7 +342,8 @@ class CachePlugin:
         if method != "GET" and method != "HEAD":
             return None
         state = _State(options)
-        g._aeros_cache = state
+        scope[STATE_KEY] = state
+        view = self.app.view_functions.get(endpoint)
         headers = scope["headers"]
         credentials = has_credentials(headers)
         if credentials and not options.ignore_credentials:
@@ -433,7 +451,7 @@ class CachePlugin:
         return response
 
     async def _after(self, response: Any) -> Any:
-        state: _State | None = g.get(ATTRIBUTE)
+        state: _State | None = _cv_request.get().request.scope.get(STATE_KEY)
         if state is None:
             return response
         result: tuple[Entry, str] | None = None

@@ -444,3 +444,38 @@ def test_uncached_routes_never_consult_the_backend(serve: Any) -> None:
     for _ in range(3):
         httpx.get(server.url + "/cached")
     assert CountingCache.lookups >= 3
+
+
+def test_views_the_cache_does_not_touch_pass_untouched(serve: Any) -> None:
+    """An app with a cache but no cached view gets no edge layer; its views answer without X-Cache."""
+    from aeros_core.runner.settings import ServerSettings
+
+    app = make_app()
+
+    @app.route("/plain")
+    async def plain() -> dict:
+        return {"args": dict(request.args)}
+
+    plugin = app.plugin_manager.get_plugin("cache")
+    assert plugin.aeros_asgi_wrapper(app=app, settings=ServerSettings.external(app)) is None
+    server = serve(app)
+    for i in range(3):
+        response = httpx.get(server.url + "/plain", params={"i": i})
+        assert response.json() == {"args": {"i": str(i)}}
+        assert "x-cache" not in response.headers and "etag" not in response.headers
+    assert app.cache.stats == {"edge_hits": 0, "hits": 0, "misses": 0, "stores": 0}
+
+
+def test_cached_and_uncached_views_of_one_app(serve: Any) -> None:
+    app, calls = counting_app(timeout=60)
+
+    @app.route("/plain")
+    async def plain() -> str:
+        return "plain"
+
+    server = serve(app)
+    for _ in range(3):
+        assert "x-cache" not in httpx.get(server.url + "/plain").headers
+        assert httpx.get(server.url + "/count").status_code == 200
+    assert calls["n"] == 1
+    assert app.cache.stats["edge_hits"] >= 1 and app.cache.stats["misses"] == 1
