@@ -12,6 +12,7 @@ from quart import Quart
 from quart.ctx import RequestContext
 from quart.globals import _cv_request
 
+from .asgi import LEAN_AVAILABLE, LeanHTTPConnection
 from .options import Option, resolve
 from .pipeline import ASGIApp, AsgiWrapper, RequestPipeline, collect, compose_asgi
 from .plugins import PluginInfo, PluginLoadError, disabled_names, load_plugins, new_manager
@@ -44,6 +45,9 @@ class WebServer(Quart):
         plugins: extra plugin objects or classes to register, for plugins not packaged
             with an entry point.
     """
+
+    if LEAN_AVAILABLE:
+        asgi_http_class = LeanHTTPConnection
 
     def __init__(
         self,
