@@ -25,6 +25,7 @@ from aeros_core.runner.settings import ServerSettings
 SERVER_LOGGER = "aeros.server"
 GRANIAN_LOGGER = "_granian"  # the name granian's Python and Rust code log under
 MIN_BUFFER = 8192  # hyper refuses a smaller read buffer
+KILL_GRACE = 2.0  # seconds granian gets to wind down after the requests in flight were cancelled
 
 #: Keywords of ``granian.server.embed.Server`` that the runner owns (refused in ``run()``).
 RUNNER_OWNED = frozenset({"target", "address", "port", "uds", "interface", "factory", "log_enabled"})
@@ -122,11 +123,14 @@ class GranianBackend:
         _route_granian_logs()
         sock = sockets[0]
         uds = sock.family == getattr(socket, "AF_UNIX", None)
+        in_flight = _InFlight(app)
         # Typed as Any: the attributes set below are private to granian (and its stubs disagree).
-        server: Any = Server(app, **self.server_keywords(settings))
+        server: Any = Server(in_flight, **self.server_keywords(settings))
         holder: Any = SocketHolder
-        # How long stopping waits for the worker (requests in flight, then the lifespan shutdown).
-        server.workers_kill_timeout = settings.graceful_timeout
+        # Stopping waits for the worker without granian's own time limit: granian would cancel
+        # the worker (skipping the lifespan shutdown) and leave the connections in flight open.
+        # graceful_timeout is applied below by cancelling the requests still running instead.
+        server.workers_kill_timeout = None
 
         def adopt_runner_socket() -> None:  # replaces granian's own bind
             fd = os.dup(sock.fileno())  # the holder closes what it holds; the runner closes its own
@@ -140,18 +144,55 @@ class GranianBackend:
         try:
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not serving.done():
-                server.stop()
+                server.stop()  # granian stops accepting and waits for the requests in flight
+                await self._drain(serving, in_flight, settings.graceful_timeout)
             await serving
-        except asyncio.TimeoutError:  # the worker outlived graceful_timeout: granian cancelled it
-            logging.getLogger(SERVER_LOGGER).warning(
-                "granian: requests still running after %ss were cancelled", settings.graceful_timeout
-            )
+        except asyncio.CancelledError:
+            if not serving.cancelled():
+                raise
         except Exception as error:  # e.g. granian.errors.FatalError when the lifespan startup fails
             raise RuntimeError(f"granian could not serve the app: {error!r}") from error
         finally:
             stopping.cancel()
         if server.interrupt_children and not server.interrupt_signal:
             raise RuntimeError("granian's worker stopped unexpectedly (see the aeros.server log)")
+
+    @staticmethod
+    async def _drain(serving: asyncio.Future[Any], in_flight: "_InFlight", graceful_timeout: float) -> None:
+        """Let granian finish within ``graceful_timeout``; then cancel what still runs."""
+        done, _ = await asyncio.wait({serving}, timeout=graceful_timeout)
+        if done:
+            return
+        log = logging.getLogger(SERVER_LOGGER)
+        log.warning("granian: %d request(s) still running after %ss, cancelled", len(in_flight.tasks),
+                    graceful_timeout)
+        in_flight.cancel()
+        done, _ = await asyncio.wait({serving}, timeout=KILL_GRACE)
+        if not done:
+            log.warning("granian did not stop %ss after the cancellation; stopping it by force", KILL_GRACE)
+            serving.cancel()
+
+
+class _InFlight:
+    """The ASGI app, remembering the tasks of the requests in flight (to cancel them at a stop)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        task = asyncio.current_task() if scope["type"] != "lifespan" else None
+        if task is None:
+            return await self.app(scope, receive, send)
+        self.tasks.add(task)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.tasks.discard(task)
+
+    def cancel(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
 
 
 class GranianPlugin:

@@ -81,6 +81,38 @@ def test_stop_lets_the_request_in_flight_finish(serve, app):
     assert not server.running
 
 
+def test_requests_beyond_graceful_timeout_are_cancelled_not_left_hanging(serve):
+    app = WebServer(__name__)
+    events: list[str] = []
+
+    @app.route("/forever")
+    async def forever():
+        await asyncio.sleep(30)
+        return "never"
+
+    @app.after_serving
+    async def stopped():
+        events.append("shutdown")
+
+    server = serve(app, server="granian", graceful_timeout=0.5)
+    result: dict = {}
+
+    def stuck_request() -> None:
+        try:
+            result["status"] = httpx.get(server.url + "/forever", timeout=10).status_code
+        except httpx.HTTPError as error:
+            result["status"] = repr(error)
+
+    client = threading.Thread(target=stuck_request)
+    client.start()
+    time.sleep(0.3)
+    server.stop(timeout=10)
+    client.join(15)
+    assert result["status"] == 500  # answered when cancelled, not a read timeout
+    assert events == ["shutdown"]  # the lifespan shutdown still ran
+    assert not server.running
+
+
 def test_lifespan_runs_startup_and_shutdown(serve):
     app = WebServer(__name__)
     events: list[str] = []
