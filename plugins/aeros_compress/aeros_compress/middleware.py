@@ -14,6 +14,11 @@ here. Per response it decides, from the ``http.response.start`` message:
    the variant LRU when it has a strong ETag);
 4. without one (generators, server-sent events) each chunk is compressed and flushed as it
    comes, so the client can decode it at once.
+
+Fast path: when the request rules out every encoding before the app runs (no
+``Accept-Encoding``, nothing acceptable in it, HEAD, ``Range``), the response can only go out
+as identity, so ``send`` is wrapped by a small function that looks at the start message alone
+(to add ``Vary`` to compressible responses) and forwards everything else untouched.
 """
 
 from __future__ import annotations
@@ -67,16 +72,108 @@ class CompressMiddleware:
         self.variants = variants
         self.offload_threshold = offload_threshold
         self.buffer_limit = buffer_limit
+        #: no body shorter than this is ever compressed
+        self.min_size = min(a.min_size for a in self.algorithms)
         self._rankings: dict[bytes, tuple[int, ...]] = {}
         self._accepting: dict[bytes, tuple[int, ...]] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        exchange = _Exchange(self, scope, send)
+        accept: bytes | None = None
+        ranged = False
+        if_none_match = None
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding":
+                accept = value if accept is None else accept + b"," + value
+            elif name == b"range":
+                ranged = True
+            elif name == b"if-none-match":
+                if_none_match = value
+        ranking = self.ranking(accept)
+        if not ranking or ranged or scope["method"] == "HEAD":
+            # identity whatever the response: only Vary may need adding, to the start message
+            return await self.app(scope, receive, self.identity_send(send, if_none_match))
+        exchange = _Exchange(self, scope, send, ranking, if_none_match)
         await self.app(exchange.scope, receive, exchange.send)
         if exchange.mode == _BUFFER:  # the app ended without finishing its body: hand on what it sent
             await exchange.give_up()
+
+    def identity_send(self, send: Send, if_none_match: bytes | None) -> Send:
+        """``send`` for a response that will not be encoded: adds ``Vary`` where it belongs.
+
+        A plain function returning ``send``'s own awaitable: the app's ``await send(...)``
+        awaits the server's send directly, with no coroutine of ours in between.
+        """
+        started = False
+
+        def identity(message: dict) -> Awaitable[None]:
+            nonlocal started
+            if not started and message["type"] == "http.response.start":
+                started = True
+                message, compressible = self.inspect_start(message, if_none_match)
+                if compressible is not None and not compressible[3]:
+                    message = {**message, "headers": [*message["headers"], _VARY]}
+            return send(message)
+
+        return identity
+
+    def inspect_start(self, message: dict, if_none_match: bytes | None) -> tuple[dict, tuple | None]:
+        """Read a ``http.response.start`` message once.
+
+        Returns the message (its headers made a list; a 304's ETag echoed weak where the client
+        holds the weak one) and, for a compressible response, ``(accepting, size, etag,
+        vary_done)``: the indexes of the algorithms that suit it, its Content-Length (or
+        ``None``), its ETag and whether it already varies on Accept-Encoding. ``None`` for a
+        response that passes untouched, without ``Vary``.
+        """
+        status = message["status"]
+        headers = message.get("headers") or ()
+        if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
+            headers = list(headers)
+            message = {**message, "headers": headers}
+        if status < 200 or status in _NO_BODY_STATUS:
+            if status == 304 and if_none_match is not None:
+                message = echo_weak_etag(message, headers, if_none_match)
+            return message, None
+        content_type = length = etag = None
+        vary_done = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"etag":
+                etag = value
+            elif name == b"content-encoding":
+                if value.strip().lower() != b"identity":
+                    return message, None
+            elif name == b"cache-control":
+                if b"no-transform" in value.lower():
+                    return message, None
+            elif name == b"vary":
+                tokens = [t.strip() for t in value.lower().split(b",")]
+                vary_done = vary_done or b"accept-encoding" in tokens or b"*" in tokens
+        if content_type is None:
+            return message, None
+        size: int | None = None
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                size = None
+            if size is not None and (size <= 0 or size < self.min_size):
+                return message, None  # empty, or under every algorithm's min_size
+        accepting = self.accepting(content_type)
+        if not accepting:
+            return message, None
+        if size is not None:
+            algorithms = self.algorithms
+            accepting = tuple(i for i in accepting if size >= algorithms[i].min_size)
+            if not accepting:
+                return message, None
+        return message, (accepting, size, etag, vary_done)
 
     # --- per-app lookups, cached (bounded) because the same few values repeat -----------------
 
@@ -92,15 +189,16 @@ class CompressMiddleware:
             self._rankings[accept] = ranking
         return ranking
 
-    def accepting(self, mimetype: bytes) -> tuple[int, ...]:
-        """Indexes of the algorithms whose mimetypes include ``mimetype``."""
-        accepting = self._accepting.get(mimetype)
+    def accepting(self, content_type: bytes) -> tuple[int, ...]:
+        """Indexes of the algorithms whose mimetypes include this Content-Type's mimetype
+        (cached per raw header value, parameters included: the same few values repeat)."""
+        accepting = self._accepting.get(content_type)
         if accepting is None:
-            text = mimetype.decode("latin-1")
+            text = content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
             accepting = tuple(i for i, a in enumerate(self.algorithms) if a.matches(text))
             if len(self._accepting) >= 256:
                 self._accepting.clear()
-            self._accepting[mimetype] = accepting
+            self._accepting[content_type] = accepting
         return accepting
 
     async def encode(self, algorithm: Algorithm, body: bytes, key: Any) -> bytes:
@@ -119,54 +217,63 @@ class CompressMiddleware:
         return encoded
 
 
+async def _nothing() -> None:
+    """The awaitable ``send`` returns for a message the middleware holds."""
+
+
 class _Exchange:
     """One HTTP request/response passing through the middleware."""
 
     __slots__ = (
-        "mw", "scope", "downstream", "accept", "head", "ranged", "if_none_match", "mode",
+        "mw", "scope", "downstream", "ranking", "if_none_match", "mode",
         "algorithm", "start", "parts", "size", "stream", "etag", "vary_done",
     )
 
-    def __init__(self, mw: CompressMiddleware, scope: dict, send: Send) -> None:
+    def __init__(
+        self, mw: CompressMiddleware, scope: dict, send: Send, ranking: tuple[int, ...], if_none_match: bytes | None
+    ) -> None:
+        """For a request (not HEAD, no ``Range``) whose Accept-Encoding accepts ``ranking``."""
         self.mw = mw
         self.downstream = send
         self.mode = _START
-        accept: bytes | None = None
-        ranged = False
-        if_none_match = None
-        for name, value in scope["headers"]:
-            if name == b"accept-encoding":
-                accept = value if accept is None else accept + b"," + value
-            elif name == b"range":
-                ranged = True
-            elif name == b"if-none-match":
-                if_none_match = value
-        self.accept = accept
-        self.ranged = ranged
-        self.head = scope["method"] == "HEAD"
+        self.ranking = ranking
         self.if_none_match = if_none_match
         extensions = scope.get("extensions")
-        if extensions and accept is not None and any(e in extensions for e in _FILE_EXTENSIONS):
+        if extensions and any(e in extensions for e in _FILE_EXTENSIONS):
             # a body sent as a file path never passes through send(): ask for bytes instead
             scope = dict(scope)
             scope["extensions"] = {k: v for k, v in extensions.items() if k not in _FILE_EXTENSIONS}
         self.scope = scope
-        self.algorithm: Algorithm | None = None
-        self.start: dict | None = None
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.stream: Stream | None = None
-        self.etag: bytes | None = None  # the response's strong ETag, if any
-        self.vary_done = False  # the response already varies on Accept-Encoding (or on *)
+        # set by on_start once the response is to be encoded (unset before: nothing reads them):
+        # algorithm, start (the held start message), parts and size (the body collected so far),
+        # stream, etag (the response's strong ETag or None), vary_done (it already varies on
+        # Accept-Encoding, or on *)
+        self.algorithm: Algorithm | None
+        self.start: dict | None
+        self.parts: list[bytes]
+        self.size: int
+        self.stream: Stream | None
+        self.etag: bytes | None
+        self.vary_done: bool
 
-    async def send(self, message: dict) -> None:
+    def send(self, message: dict) -> Awaitable[None]:
+        """The app's ``send``. A message that passes untouched (everything of a response that
+        is not encoded, its start message included) gets the server's own awaitable back, so
+        it costs no coroutine of ours."""
         mode = self.mode
         if mode == _PASS:
-            return await self.downstream(message)
+            return self.downstream(message)
+        if mode == _START and message["type"] == "http.response.start":
+            passed = self.on_start(message)
+            if passed is not None:
+                return self.downstream(passed)
+            return self.begin_stream() if self.mode == _STREAM else _nothing()
+        return self.handle(message)
+
+    async def handle(self, message: dict) -> None:
+        mode = self.mode
         kind = message["type"]
         if mode == _START:
-            if kind == "http.response.start":
-                return await self.on_start(message)
             return await self.downstream(message)
         if kind != "http.response.body":
             return await self.downstream(message)
@@ -176,80 +283,32 @@ class _Exchange:
 
     # --- the decision ------------------------------------------------------------------------
 
-    async def on_start(self, message: dict) -> None:
-        status = message["status"]
-        headers = message.get("headers") or ()
-        if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
-            headers = list(headers)
-            message = {**message, "headers": headers}
-        if status < 200 or status in _NO_BODY_STATUS:
-            self.mode = _PASS
-            if status == 304 and self.if_none_match is not None:
-                message = self.echo_weak_etag(message, headers)
-            return await self.downstream(message)
-
-        content_type = length = etag = None
-        vary_done = False
-        for name, value in headers:
-            name = name.lower()
-            if name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                length = value
-            elif name == b"etag":
-                etag = value
-            elif name == b"content-encoding":
-                if value.strip().lower() != b"identity":
-                    return await self.pass_on(message)
-            elif name == b"cache-control":
-                if b"no-transform" in value.lower():
-                    return await self.pass_on(message)
-            elif name == b"vary":
-                tokens = [t.strip() for t in value.lower().split(b",")]
-                vary_done = vary_done or b"accept-encoding" in tokens or b"*" in tokens
-        if content_type is None:
-            return await self.pass_on(message)
+    def on_start(self, message: dict) -> dict | None:
+        """Decide: the message to send now (passing on), or ``None`` (held: buffer or stream)."""
         mw = self.mw
-        accepting = mw.accepting(content_type.split(b";", 1)[0].strip().lower())
-        if not accepting:
-            return await self.pass_on(message)
-        size: int | None = None
-        if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                size = None
-            if size is not None:
-                if size <= 0:
-                    return await self.pass_on(message)
-                accepting = tuple(i for i in accepting if size >= mw.algorithms[i].min_size)
-                if not accepting:
-                    return await self.pass_on(message)
-
-        # compressible: the representation now depends on Accept-Encoding
+        message, compressible = mw.inspect_start(message, self.if_none_match)
+        self.mode = _PASS
+        if compressible is None:
+            return message
+        accepting, size, etag, vary_done = compressible
         chosen = None
-        if not (self.head or self.ranged):
-            for index in mw.ranking(self.accept):
-                if index in accepting:
-                    chosen = mw.algorithms[index]
-                    break
-        if chosen is None:
-            if not vary_done:
-                message = {**message, "headers": [*headers, _VARY]}
-            return await self.pass_on(message)
-
+        for index in self.ranking:
+            if index in accepting:
+                chosen = mw.algorithms[index]
+                break
+        if chosen is None:  # compressible, but not with anything this client takes: identity + Vary
+            if vary_done:
+                return message
+            return {**message, "headers": [*message["headers"], _VARY]}
         self.algorithm = chosen
         self.start = message
+        self.parts = []
+        self.size = 0
+        self.stream = None
         self.etag = etag if etag is not None and etag.startswith(b'"') else None
         self.vary_done = vary_done
-        if size is not None and size <= mw.buffer_limit:
-            self.mode = _BUFFER
-            return
-        await self.begin_stream()
-
-    async def pass_on(self, message: dict) -> None:
-        self.mode = _PASS
-        await self.downstream(message)
+        self.mode = _BUFFER if size is not None and size <= mw.buffer_limit else _STREAM
+        return None
 
     def encoded_start(self, length: int | None) -> dict:
         """The held start message, turned into the encoded representation's."""
@@ -348,22 +407,20 @@ class _Exchange:
             return
         await self.downstream({"type": "http.response.body", "body": out, "more_body": more})
 
-    # --- validators -------------------------------------------------------------------------
 
-    def echo_weak_etag(self, message: dict, headers: Any) -> dict:
-        """On a 304, give back the weak ETag the client holds if it got the encoded variant."""
-        assert self.if_none_match is not None
-        tokens = [t.strip() for t in self.if_none_match.split(b",")]
-        new_headers = []
-        changed = False
-        for name, value in headers:
-            if name.lower() == b"etag" and value.startswith(b'"') and value not in tokens:
-                if b"W/" + value in tokens or b"w/" + value in tokens:
-                    value = b"W/" + value
-                    changed = True
-            new_headers.append((name, value))
-        if not changed:
-            return message
-        if not any(name.lower() == b"vary" for name, _ in new_headers):
-            new_headers.append(_VARY)
-        return {**message, "headers": new_headers}
+def echo_weak_etag(message: dict, headers: Any, if_none_match: bytes) -> dict:
+    """On a 304, give back the weak ETag the client holds if it got the encoded variant."""
+    tokens = [t.strip() for t in if_none_match.split(b",")]
+    new_headers = []
+    changed = False
+    for name, value in headers:
+        if name.lower() == b"etag" and value.startswith(b'"') and value not in tokens:
+            if b"W/" + value in tokens or b"w/" + value in tokens:
+                value = b"W/" + value
+                changed = True
+        new_headers.append((name, value))
+    if not changed:
+        return message
+    if not any(name.lower() == b"vary" for name, _ in new_headers):
+        new_headers.append(_VARY)
+    return {**message, "headers": new_headers}
