@@ -302,7 +302,8 @@ class CachePlugin:
         @functools.wraps(view)
         async def cached_view(*args: Any, **kwargs: Any) -> Any:
             context = _cv_request.get(None)
-            state = None if context is None else context.request.scope.get(STATE_KEY)
+            scope: Any = None if context is None else context.request.scope
+            state: _State | None = None if scope is None else scope.get(STATE_KEY)
             if state is not None:
                 state.view_ran = True
             try:
@@ -451,7 +452,8 @@ class CachePlugin:
         return response
 
     async def _after(self, response: Any) -> Any:
-        state: _State | None = _cv_request.get().request.scope.get(STATE_KEY)
+        scope: Any = _cv_request.get().request.scope
+        state: _State | None = scope.get(STATE_KEY)
         if state is None:
             return response
         result: tuple[Entry, str] | None = None

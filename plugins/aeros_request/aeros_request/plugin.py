@@ -33,7 +33,7 @@ class _Injector:
         return wrapped
 
 
-class _InjectingViews(dict):  # type: ignore[type-arg]
+class _InjectingViews(dict[str, Any]):
     """``app.view_functions`` that wraps a view as it is stored (``@app.endpoint``, blueprints).
 
     Only storing is intercepted; lookups are plain ``dict`` lookups.
@@ -47,11 +47,11 @@ class _InjectingViews(dict):  # type: ignore[type-arg]
     def __setitem__(self, endpoint: str, view: Any) -> None:
         super().__setitem__(endpoint, self._inject(view))
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for endpoint, view in dict(*args, **kwargs).items():
             self[endpoint] = view
 
-    def setdefault(self, endpoint: str, view: Any = None) -> Any:  # type: ignore[override]
+    def setdefault(self, endpoint: str, view: Any = None) -> Any:
         if endpoint not in self:
             self[endpoint] = view
         return self[endpoint]
