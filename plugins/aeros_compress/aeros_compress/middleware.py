@@ -263,7 +263,9 @@ class _Exchange:
         mode = self.mode
         if mode == _PASS:
             return self.downstream(message)
-        if mode == _START and message["type"] == "http.response.start":
+        if mode == _START:
+            if message["type"] != "http.response.start":
+                return self.downstream(message)
             passed = self.on_start(message)
             if passed is not None:
                 return self.downstream(passed)
@@ -271,11 +273,9 @@ class _Exchange:
         return self.handle(message)
 
     async def handle(self, message: dict) -> None:
+        """A message of a response being encoded (buffered or streamed)."""
         mode = self.mode
-        kind = message["type"]
-        if mode == _START:
-            return await self.downstream(message)
-        if kind != "http.response.body":
+        if message["type"] != "http.response.body":
             return await self.downstream(message)
         if mode == _BUFFER:
             return await self.on_buffered_body(message)
