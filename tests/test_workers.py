@@ -1,4 +1,7 @@
-"""workers=N: real processes, real signals. The app lives in the script's __main__."""
+"""workers=N: real processes, real signals. The app lives in the script's __main__.
+
+Every test runs on each installed server backend: the runner's guarantees hold for all of them.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +30,23 @@ async def slow():
 
 if __name__ == "__main__":
     app.run(port=0, workers=int(os.environ.get("WORKERS", "2")), graceful_timeout=5,
-            access_log_to_std=False)
+            access_log_to_std=False, server=os.environ.get("SERVER", "hypercorn"))
     print("parent exiting cleanly", flush=True)
 """
+
+
+def installed_backends() -> list[str]:
+    from aeros import WebServer
+
+    app = WebServer(__name__)
+    return [name for name in ("hypercorn", "uvicorn", "granian")
+            if app.plugin_manager.hook.aeros_server_backend(name=name) is not None]
+
+
+@pytest.fixture(params=installed_backends())
+def backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Environment for WORKER_SCRIPT selecting one server backend."""
+    return {"SERVER": request.param}
 
 
 def pids_seen(url: str, want: int, attempts: int = 200) -> set[str]:
@@ -74,8 +91,8 @@ def wait_for(predicate, timeout: float) -> bool:
     return False
 
 
-def test_two_workers_answer_from_two_pids(script_server):
-    server = script_server(WORKER_SCRIPT)
+def test_two_workers_answer_from_two_pids(script_server, backend):
+    server = script_server(WORKER_SCRIPT, env=backend)
     url = server.wait_ready()
     assert wait_for(lambda: len(worker_pids(server.process.pid)) == 2, 10)
     seen = pids_seen(url, 2)
@@ -83,8 +100,8 @@ def test_two_workers_answer_from_two_pids(script_server):
     assert {int(p) for p in seen} == worker_pids(server.process.pid)
 
 
-def test_workers_share_the_load(script_server):
-    server = script_server(WORKER_SCRIPT)
+def test_workers_share_the_load(script_server, backend):
+    server = script_server(WORKER_SCRIPT, env=backend)
     url = server.wait_ready()
     assert wait_for(lambda: len(worker_pids(server.process.pid)) == 2, 10)
     counts: dict[str, int] = {}
@@ -94,8 +111,8 @@ def test_workers_share_the_load(script_server):
     assert len(counts) == 2 and min(counts.values()) >= 15, counts
 
 
-def test_a_killed_worker_is_replaced_within_two_seconds(script_server):
-    server = script_server(WORKER_SCRIPT)
+def test_a_killed_worker_is_replaced_within_two_seconds(script_server, backend):
+    server = script_server(WORKER_SCRIPT, env=backend)
     url = server.wait_ready()
     assert wait_for(lambda: len(worker_pids(server.process.pid)) == 2, 10)
     before = worker_pids(server.process.pid)
@@ -111,8 +128,8 @@ def test_a_killed_worker_is_replaced_within_two_seconds(script_server):
     assert "replaced by pid" in server.output
 
 
-def test_sigterm_lets_the_request_in_flight_finish_and_exits_zero(script_server):
-    server = script_server(WORKER_SCRIPT)
+def test_sigterm_lets_the_request_in_flight_finish_and_exits_zero(script_server, backend):
+    server = script_server(WORKER_SCRIPT, env=backend)
     url = server.wait_ready()
     result = {}
 
@@ -130,8 +147,8 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_zero(script_server)
     assert "parent exiting cleanly" in server.output
 
 
-def test_sigint_is_graceful_and_a_second_one_forces(script_server):
-    server = script_server(WORKER_SCRIPT)
+def test_sigint_is_graceful_and_a_second_one_forces(script_server, backend):
+    server = script_server(WORKER_SCRIPT, env=backend)
     url = server.wait_ready()
     threading.Thread(target=quietly_get, args=(url + "/slow",), daemon=True).start()
     time.sleep(0.3)
@@ -143,16 +160,16 @@ def test_sigint_is_graceful_and_a_second_one_forces(script_server):
     assert "parent exiting cleanly" not in server.output
 
 
-def test_spawn_start_method_serves_the_app_from_main(script_server):
-    server = script_server(WORKER_SCRIPT, env={"AEROS_START_METHOD": "spawn"})
+def test_spawn_start_method_serves_the_app_from_main(script_server, backend):
+    server = script_server(WORKER_SCRIPT, env={**backend, "AEROS_START_METHOD": "spawn"})
     url = server.wait_ready(timeout=40)
     assert len(pids_seen(url, 2)) == 2
     server.signal(signal.SIGTERM)
     assert server.wait(20) == 0, server.output
 
 
-def test_single_process_run_exits_zero_on_sigterm(script_server):
-    server = script_server(WORKER_SCRIPT, env={"WORKERS": "1"})
+def test_single_process_run_exits_zero_on_sigterm(script_server, backend):
+    server = script_server(WORKER_SCRIPT, env={**backend, "WORKERS": "1"})
     url = server.wait_ready()
     assert httpx.get(url + "/pid").text == str(server.process.pid)
     server.signal(signal.SIGTERM)
