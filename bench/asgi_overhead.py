@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import statistics
 import sys
@@ -123,44 +122,9 @@ def entry(app: Any, **settings_keywords: Any) -> Any:
     return announce_startup(app.asgi_entry(settings), lambda: None)
 
 
-def buffered_access_log(app: Any) -> Any:
-    """A sketch for comparison: the same line as aeros's access log, written to a buffered file
-    without the logging module (one flush per event-loop turn would be the real version)."""
-    out = open(os.devnull, "w", buffering=1 << 16)
-    clock = time.perf_counter
-    stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
-
-    async def logged(scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await app(scope, receive, send)
-        started = clock()
-        status, size = 500, 0
-
-        async def counting_send(message: dict) -> None:
-            nonlocal status, size
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await app(scope, receive, counting_send)
-        finally:
-            client = scope.get("client")
-            out.write('%s - - [%s] "%s %s HTTP/%s" %d %s %.2fms\n' % (
-                client[0] if client else "-", stamp, scope["method"], scope["path"], scope["http_version"],
-                status, size or "-", (clock() - started) * 1000))
-
-    return logged
-
-
 def variants() -> list[tuple[str, Callable[[], Any]]]:
     import aeros_app as bench_app  # the bench's aeros app: cache + compression when installed
 
-    logging.getLogger("aeros.access").addHandler(logging.FileHandler(os.devnull))
-    logging.getLogger("aeros.access").setLevel(logging.INFO)
-    logging.getLogger("aeros.access").propagate = False
     optional = ["request", "cache", "compress", "headers", "hello", "uvicorn"]
     found = [
         ("Quart: app.asgi_app", lambda: quart_app().asgi_app),
@@ -168,9 +132,8 @@ def variants() -> list[tuple[str, Callable[[], Any]]]:
         ("aeros, all but aeros-request: app.asgi_app", lambda: aeros_app(disable_plugins=["request"]).asgi_app),
         ("aeros bare (every installed plugin): app.asgi_app", lambda: aeros_app().asgi_app),
         ("aeros bare: runner entry, access log off", lambda: entry(aeros_app(), access_log_to_std=False)),
-        ("aeros bare: runner entry, access log on", lambda: entry(aeros_app(), access_log_to_std=True)),
-        ("sketch: aeros bare + access log without the logging module (buffered write)",
-         lambda: buffered_access_log(entry(aeros_app(), access_log_to_std=False))),
+        ("aeros bare: runner entry, access log on (to a file)",
+         lambda: entry(aeros_app(), access_log_to_std=False, access_log_file=os.devnull)),
         ("aeros bare: runner entry, soft_limit=100", lambda: entry(aeros_app(), access_log_to_std=False,
                                                                     soft_limit=100)),
     ]

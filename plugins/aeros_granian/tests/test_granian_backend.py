@@ -6,15 +6,9 @@ import asyncio
 import logging
 import os
 import re
-import signal
-import socket
 import ssl
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -243,84 +237,5 @@ def test_websocket_echo(serve):
         assert ws.recv(timeout=5) == "echo hi"
 
 
-WORKER_SCRIPT = """
-import asyncio, os
-from aeros import WebServer
-
-app = WebServer(__name__)
-
-@app.route("/pid")
-async def pid():
-    return str(os.getpid())
-
-@app.route("/slow")
-async def slow():
-    await asyncio.sleep(1)
-    return "slept " + str(os.getpid())
-
-if __name__ == "__main__":
-    app.run(port=int(os.environ["PORT"]), workers=2, server="granian", graceful_timeout=5,
-            access_log_to_std=False)
-    print("parent exiting cleanly", flush=True)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    return False
-
-
-def test_two_workers_answer_from_two_pids_and_exit_zero_on_sigterm(tmp_path: Path):
-    script = tmp_path / "granian_app.py"
-    script.write_text(textwrap.dedent(WORKER_SCRIPT))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env={**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert wait_for(lambda: httpx.get(url + "/pid", timeout=2).status_code == 200, 30)
-        seen: set[str] = set()
-        for _ in range(300):
-            seen.add(httpx.get(url + "/pid", timeout=5, headers={"Connection": "close"}).text)
-            if len(seen) == 2:
-                break
-        assert len(seen) == 2, seen
-        assert str(process.pid) not in seen
-
-        result: dict = {}
-
-        def slow_request() -> None:
-            result["response"] = httpx.get(url + "/slow", timeout=15)
-
-        client = threading.Thread(target=slow_request)
-        client.start()
-        time.sleep(0.4)
-        process.send_signal(signal.SIGTERM)
-        client.join(15)
-        output, _ = process.communicate(timeout=20)
-        assert process.returncode == 0, output
-        assert result["response"].status_code == 200
-        assert "parent exiting cleanly" in output
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=5)
+# workers=2, SIGKILL/SIGTERM/SIGINT, spawn and load sharing on this backend: tests/test_workers.py
+# runs every runner test on each installed backend.
