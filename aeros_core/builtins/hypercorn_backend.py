@@ -7,6 +7,7 @@ import socket
 from typing import Any, Awaitable, Callable
 
 from ..hookspecs import hookimpl
+from ..runner.logs import SERVER_LOGGER
 from ..runner.settings import ServerSettings
 
 
@@ -26,7 +27,7 @@ class HypercornBackend:
         config.keep_alive_timeout = settings.keep_alive_timeout
         config.backlog = settings.backlog
         config.accesslog = None  # the access-log plugin logs, whatever the backend
-        errors = logging.getLogger("aeros.server")
+        errors = logging.getLogger(SERVER_LOGGER)
         config.errorlog = errors
         config.loglevel = logging.getLevelName(errors.getEffectiveLevel())
         if settings.tls:

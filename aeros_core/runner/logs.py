@@ -9,6 +9,7 @@ from typing import Any
 from .settings import ServerSettings
 
 STD_FORMAT = "[%(asctime)s] %(levelname)s: %(message)s"
+SERVER_LOGGER = "aeros.server"  #: where server backends log (Hypercorn, uvicorn, granian)
 
 
 class NoTraceback(logging.Filter):
@@ -49,10 +50,35 @@ def configure(app: Any, settings: ServerSettings) -> None:
     main.propagate = False
     _replace_handlers(main, [_stream(sys.stderr, STD_FORMAT)])
     # Hypercorn announces each worker's sockets itself; the runner says it once.
-    logging.getLogger("aeros.server").setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    logging.getLogger(SERVER_LOGGER).setLevel(level if level <= logging.DEBUG else logging.WARNING)
 
     for logger in (main, app.logger):
         for existing in [f for f in logger.filters if isinstance(f, NoTraceback)]:
             logger.removeFilter(existing)
         if not settings.traceback:
             logger.addFilter(NoTraceback())
+
+
+
+class ToServerLog(logging.Handler):
+    """Hands a server library's records to the ``aeros.server`` logger (and its handlers)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        target = logging.getLogger(SERVER_LOGGER)
+        if target.isEnabledFor(record.levelno):
+            target.handle(record)
+
+
+def route_to_server_log(name: str) -> logging.Logger:
+    """Send a server library's logger (``uvicorn.error``, ``_granian``...) through ``aeros.server``.
+
+    For backend plugins: once per process, whatever the number of servers; the user's own
+    handlers on that logger, if any, are left alone. Returns the logger.
+    """
+    logger = logging.getLogger(name)
+    if not any(isinstance(handler, ToServerLog) for handler in logger.handlers):
+        if logger.handlers:  # configured by the user: theirs to keep
+            return logger
+        logger.addHandler(ToServerLog())
+        logger.propagate = False
+    return logger

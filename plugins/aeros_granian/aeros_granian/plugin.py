@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aeros_core.hookspecs import hookimpl
+from aeros_core.runner.logs import SERVER_LOGGER, route_to_server_log
 from aeros_core.runner.settings import ServerSettings
 
-SERVER_LOGGER = "aeros.server"
 GRANIAN_LOGGER = "_granian"  # the name granian's Python and Rust code log under
 MIN_BUFFER = 8192  # hyper refuses a smaller read buffer
 KILL_GRACE = 2.0  # seconds granian gets to wind down after the requests in flight were cancelled
@@ -34,21 +34,9 @@ _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warni
            logging.ERROR: "error", logging.CRITICAL: "critical"}
 
 
-class _ToAerosServerLog(logging.Handler):
-    """Hands granian's own messages to the ``aeros.server`` logger (and its handlers)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        target = logging.getLogger(SERVER_LOGGER)
-        if target.isEnabledFor(record.levelno):
-            target.handle(record)
-
-
 def _route_granian_logs() -> None:
-    """Send granian's log through aeros's server log, once per process."""
-    granian_log = logging.getLogger(GRANIAN_LOGGER)
-    if not any(isinstance(h, _ToAerosServerLog) for h in granian_log.handlers):
-        granian_log.addHandler(_ToAerosServerLog())
-    granian_log.propagate = False
+    """Send granian's log through aeros's server log."""
+    route_to_server_log(GRANIAN_LOGGER)
 
 
 def _granian_level() -> str:

@@ -17,28 +17,14 @@ import socket
 from typing import Any, Awaitable, Callable, Iterator
 
 from aeros_core.hookspecs import hookimpl
+from aeros_core.runner.logs import SERVER_LOGGER, route_to_server_log
 from aeros_core.runner.settings import ServerSettings
 
-SERVER_LOGGER = "aeros.server"
-
-
-class _ToAerosServerLog(logging.Handler):
-    """Hands uvicorn's own messages to the ``aeros.server`` logger (and its handlers)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        target = logging.getLogger(SERVER_LOGGER)
-        if target.isEnabledFor(record.levelno):
-            target.handle(record)
 
 
 def _route_uvicorn_logs() -> None:
-    """Send ``uvicorn.error`` through aeros's server log, once per process, at its level."""
-    uvicorn_log = logging.getLogger("uvicorn.error")
-    if not any(isinstance(h, _ToAerosServerLog) for h in uvicorn_log.handlers):
-        if uvicorn_log.handlers:  # the user configured uvicorn's logging: leave it alone
-            return
-        uvicorn_log.addHandler(_ToAerosServerLog())
-        uvicorn_log.propagate = False
+    """Send ``uvicorn.error`` through aeros's server log, at that log's level."""
+    uvicorn_log = route_to_server_log("uvicorn.error")
     uvicorn_log.setLevel(logging.getLogger(SERVER_LOGGER).getEffectiveLevel())
 
 
