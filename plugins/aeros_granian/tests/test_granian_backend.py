@@ -15,6 +15,10 @@ import pytest
 
 from aeros import WebServer
 
+# Serving two apps at once, graceful stop with a request in flight, soft_limit and the
+# multi-process behaviour are checked on this backend by the core's tests/test_thread_server.py
+# and tests/test_workers.py, which run on every installed backend.
+
 
 @pytest.fixture
 def app() -> WebServer:
@@ -44,35 +48,6 @@ def test_serves_with_granian(serve, app):
     assert response.headers["server"] == "granian"
     assert httpx.get(server.url + "/json", timeout=5).json() == {"pid": os.getpid()}
     assert httpx.get(server.url + "/missing", timeout=5).status_code == 404
-
-
-def test_two_servers_at_once(serve, app):
-    first = serve(app, server="granian")
-    second = serve(app, server="granian")
-    assert first.port != second.port
-    for server in (first, second):
-        assert httpx.get(server.url + "/hello", timeout=5).text == "hello"
-    first.stop(10)
-    assert httpx.get(second.url + "/hello", timeout=5).text == "hello"
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(first.url + "/hello", timeout=5)
-
-
-def test_stop_lets_the_request_in_flight_finish(serve, app):
-    server = serve(app, server="granian", graceful_timeout=5)
-    result: dict = {}
-
-    def slow_request() -> None:
-        result["response"] = httpx.get(server.url + "/slow", timeout=15)
-
-    client = threading.Thread(target=slow_request)
-    client.start()
-    time.sleep(0.3)
-    server.stop(timeout=10)
-    client.join(15)
-    assert result["response"].status_code == 200
-    assert result["response"].text == "slept"
-    assert not server.running
 
 
 def test_requests_beyond_graceful_timeout_are_cancelled_not_left_hanging(serve):
@@ -136,20 +111,6 @@ def test_a_failing_startup_is_reported(app):
 
     with pytest.raises(RuntimeError, match="failed to start"):
         app.run_in_thread(server="granian", port=0, access_log_to_std=False)
-
-
-def test_soft_limit_answers_503(serve, app):
-    server = serve(app, server="granian", soft_limit=1)
-
-    async def burst() -> list[int]:
-        async with httpx.AsyncClient(timeout=15) as client:
-            responses = await asyncio.gather(*(client.get(server.url + "/slow") for _ in range(4)))
-        return [r.status_code for r in responses]
-
-    statuses = asyncio.run(burst())
-    assert statuses.count(200) >= 1
-    assert 503 in statuses
-    assert httpx.get(server.url + "/hello", timeout=5).status_code == 200  # the limit frees up
 
 
 def test_access_log_lines(serve, app, tmp_path):
