@@ -110,7 +110,29 @@ def test_stop_lets_a_request_in_flight_finish(backend):
     assert result["response"].text == "slept"
 
 
-def test_startup_failure_is_raised_in_the_caller():
+def test_lifespan_runs_startup_before_serving_and_shutdown_on_stop(serve, backend):
+    app = make_app()
+    events: list[str] = []
+
+    @app.before_serving
+    async def started():
+        events.append("startup")
+
+    @app.after_serving
+    async def stopped():
+        events.append("shutdown")
+
+    @app.route("/events")
+    async def show():
+        return ",".join(events)
+
+    server = serve(app, server=backend)
+    assert httpx.get(server.url + "/events").text == "startup"
+    server.stop(10)
+    assert events == ["startup", "shutdown"]
+
+
+def test_startup_failure_is_raised_in_the_caller(backend):
     app = make_app()
 
     @app.before_serving
@@ -118,7 +140,7 @@ def test_startup_failure_is_raised_in_the_caller():
         raise RuntimeError("database unreachable")
 
     with pytest.raises(RuntimeError, match="failed to start"):
-        app.run_in_thread(port=0, access_log_to_std=False)
+        app.run_in_thread(port=0, access_log_to_std=False, server=backend)
 
 
 def test_unknown_server_backend_is_a_clear_error():

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import re
 import ssl
 import threading
 import time
@@ -15,7 +13,8 @@ import pytest
 
 from aeros import WebServer
 
-# Serving two apps at once, graceful stop with a request in flight, soft_limit and the
+# Serving two apps at once, lifespan, startup failures, graceful stop with a request in flight,
+# soft_limit, the access log and the
 # multi-process behaviour are checked on this backend by the core's tests/test_thread_server.py
 # and tests/test_workers.py, which run on every installed backend.
 
@@ -80,47 +79,6 @@ def test_requests_beyond_graceful_timeout_are_cancelled_not_left_hanging(serve):
     assert result["status"] == 500  # answered when cancelled, not a read timeout
     assert events == ["shutdown"]  # the lifespan shutdown still ran
     assert not server.running
-
-
-def test_lifespan_runs_startup_and_shutdown(serve):
-    app = WebServer(__name__)
-    events: list[str] = []
-
-    @app.before_serving
-    async def started():
-        events.append("startup")
-
-    @app.after_serving
-    async def stopped():
-        events.append("shutdown")
-
-    @app.route("/")
-    async def home():
-        return ",".join(events)
-
-    server = serve(app, server="granian")
-    assert httpx.get(server.url + "/", timeout=5).text == "startup"
-    server.stop(10)
-    assert events == ["startup", "shutdown"]
-
-
-def test_a_failing_startup_is_reported(app):
-    @app.before_serving
-    async def broken():
-        raise RuntimeError("no database")
-
-    with pytest.raises(RuntimeError, match="failed to start"):
-        app.run_in_thread(server="granian", port=0, access_log_to_std=False)
-
-
-def test_access_log_lines(serve, app, tmp_path):
-    log_file = tmp_path / "access.log"
-    server = serve(app, server="granian", access_log_file=str(log_file))
-    httpx.get(server.url + "/hello?x=1", timeout=5)
-    server.stop(10)
-    line = log_file.read_text().strip().splitlines()[-1]
-    assert re.match(r'127\.0\.0\.1 - - \[.+\] "GET /hello\?x=1 HTTP/1\.1" 200 5 [\d.]+ms$', line), line
-    logging.getLogger("aeros.access").handlers.clear()
 
 
 def test_oversized_headers_get_431_and_the_server_keeps_serving(serve, app):
