@@ -82,7 +82,7 @@ def test_keyword_of_a_missing_plugin_set_to_none_is_accepted():
 def test_plugins_lists_builtins_marked_as_such():
     app = WebServer(__name__)
     by_name = {info.name: info for info in app.plugins}
-    for name in ("hypercorn", "access_log", "server_header", "soft_limit"):
+    for name in ("hypercorn", "access_log", "server_header", "soft_limit", "fast_json"):
         assert by_name[name].builtin is True
         assert by_name[name].distribution == "aeros"
         assert by_name[name].version
