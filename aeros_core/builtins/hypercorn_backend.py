@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable
 from ..hookspecs import hookimpl
 from ..runner.logs import SERVER_LOGGER
 from ..runner.settings import ServerSettings
+from .hypercorn_connection import aeros_worker_serve
 
 
 class HypercornBackend:
@@ -46,13 +47,12 @@ class HypercornBackend:
         sockets: list[socket.socket],
         shutdown_trigger: Callable[[], Awaitable[Any]],
     ) -> None:
-        from hypercorn.asyncio.run import worker_serve
         from hypercorn.config import Sockets
         from hypercorn.utils import wrap_app
 
         config = self.config(settings)
         secure, insecure = (sockets, []) if settings.tls else ([], sockets)
-        await worker_serve(
+        await aeros_worker_serve()(
             wrap_app(app, config.wsgi_max_body_size, "asgi"),
             config,
             sockets=Sockets(secure_sockets=list(secure), insecure_sockets=list(insecure), quic_sockets=[]),

@@ -1,8 +1,11 @@
-"""uvicorn's httptools protocol with a bound on the request head (``max_header_size``).
+"""uvicorn's httptools protocol with a bound on the request head, writing once per response.
 
 uvicorn's httptools protocol accepts request heads of any size; Hypercorn (and uvicorn's
 h11 protocol) refuse heads beyond a limit. This subclass applies the runner's
 ``max_header_size`` (passed as ``h11_max_incomplete_event_size``) and answers 431.
+
+It also writes through :class:`aeros_core.runner.coalesce.CoalescingTransport`: uvicorn
+writes a response's head and body with two ``send()`` calls, this sends them with one.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 
 from typing import Any
 
+from aeros_core.runner.coalesce import CoalescingTransport
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_MAX_HEAD = 16 * 1024
@@ -32,6 +36,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.head_bytes = 0
         self.head_too_large = False
         self.rejected = False  # answered 431: what the client still sends is read and dropped
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(CoalescingTransport(transport))  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
         if self.rejected:

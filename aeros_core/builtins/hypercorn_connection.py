@@ -1,0 +1,133 @@
+"""Hypercorn's connection handler with two per-request costs taken out.
+
+Hypercorn's ``TCPServer`` handles one connection. Per request it
+
+* writes each piece of a response as it comes (the head, then the body: two ``send()``
+  calls for a small response), and
+* stops its keep-alive "idle task" when a request starts and starts a new one when the
+  response is done (a task cancelled and awaited, then a task created with a ``wait_for``).
+
+:class:`AerosTCPServer` writes through :class:`~aeros_core.runner.coalesce.CoalescingTransport`
+(one ``send()`` per loop turn) and keeps the keep-alive deadline as a timer (``call_later``),
+with one task per connection that closes it, when idle, as soon as the server shuts down.
+What a client sees is Hypercorn's: the same bytes, the same keep-alive timeout, idle
+connections closed at shutdown.
+
+:func:`aeros_worker_serve` is Hypercorn's ``worker_serve`` using this class: a copy of the
+function object whose globals name it ``TCPServer``. Hypercorn's module is not patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import types
+from typing import Any, Awaitable, Callable
+
+from ..runner.coalesce import CoalescingTransport
+
+
+class _IdleTimer:
+    """Stands in for Hypercorn's ``AsyncioSingleTask`` idle task of one connection.
+
+    ``restart`` arms the keep-alive deadline, ``stop`` disarms it; when it passes, or the
+    server terminates while the connection is idle, the connection is closed as Hypercorn's
+    idle task closes it.
+    """
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.timer: asyncio.TimerHandle | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.closing: asyncio.Task[None] | None = None
+
+    async def restart(self, task_group: Any, action: Callable[[], Awaitable[None]]) -> None:
+        self.disarm()
+        server = self.server
+        if self.closing is not None:
+            return
+        if server.context.terminated.is_set():
+            self.expire()
+            return
+        self.timer = server.loop.call_later(server.config.keep_alive_timeout, self.expire)
+        if self.watcher is None:
+            self.watcher = server.loop.create_task(self.close_on_termination())
+
+    async def stop(self) -> None:
+        self.disarm()
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def expire(self) -> None:
+        self.timer = None
+        if self.closing is None:
+            self.closing = self.server.loop.create_task(self.server._initiate_server_close())
+
+    async def close_on_termination(self) -> None:
+        await self.server.context.terminated.wait()
+        if self.timer is not None:  # idle: close now, as Hypercorn does
+            self.disarm()
+            self.expire()
+
+    def end(self) -> None:
+        """The connection is closed: nothing of ours may outlive it."""
+        self.disarm()
+        if self.watcher is not None:
+            self.watcher.cancel()
+            self.watcher = None
+
+
+@functools.cache
+def aeros_tcp_server() -> type:
+    """The ``TCPServer`` subclass (built on first use: Hypercorn is imported lazily)."""
+    from hypercorn.asyncio.tcp_server import TCPServer
+    from hypercorn.events import Closed, Event, RawData
+
+    class AerosTCPServer(TCPServer):
+        """Hypercorn's connection handler: one write per loop turn, the idle deadline as a timer."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.coalescer = CoalescingTransport(self.writer.transport)
+            self.idle_timer = _IdleTimer(self)
+            self.idle_task = self.idle_timer  # type: ignore[assignment]  # same restart/stop interface
+
+        async def protocol_send(self, event: Event) -> None:
+            if not isinstance(event, RawData):
+                return await super().protocol_send(event)
+            async with self.send_lock:
+                try:
+                    self.coalescer.write(event.data)
+                    await self.writer.drain()
+                except (ConnectionError, RuntimeError):
+                    await self.protocol.handle(Closed())
+
+        async def _close(self) -> None:
+            try:
+                self.coalescer.flush()
+            except (ConnectionError, RuntimeError):
+                pass
+            try:
+                await super()._close()
+            finally:
+                self.idle_timer.end()
+
+    return AerosTCPServer
+
+
+@functools.cache
+def aeros_worker_serve() -> Callable[..., Awaitable[None]]:
+    """Hypercorn's ``worker_serve``, serving each connection with :func:`aeros_tcp_server`'s class."""
+    from hypercorn.asyncio import run as hypercorn_run
+
+    original = hypercorn_run.worker_serve
+    if "TCPServer" not in original.__globals__:  # a Hypercorn that no longer looks it up there
+        return original
+    globals_ = dict(original.__globals__, TCPServer=aeros_tcp_server())
+    copy = types.FunctionType(original.__code__, globals_, original.__name__, original.__defaults__,
+                              original.__closure__)
+    copy.__kwdefaults__ = original.__kwdefaults__
+    return copy
