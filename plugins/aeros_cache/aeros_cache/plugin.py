@@ -34,6 +34,7 @@ from aeros_core.pipeline import AfterResponse, ASGIApp, AsgiWrapper, BeforeReque
 
 from .backends import CacheBackend, SimpleCache
 from .entry import (
+    CREDENTIAL_HEADERS,
     UNSTORED_HEADERS,
     Entry,
     base_key,
@@ -222,6 +223,8 @@ class CachePlugin:
         self.cache: AppCache = AppCache(self)
         self.views: dict[str, ViewOptions] = {}
         self.index: dict[tuple[str, str], ViewOptions] = {}
+        #: cache keys computed at the edge, by (view, path, host, query, scheme)
+        self.edge_keys: dict[tuple[Any, ...], str] = {}
         #: endpoint -> its ViewOptions, or None for an endpoint whose view is not cached;
         #: learnt once per endpoint, so requests of views the cache does not touch cost one lookup
         self.endpoints: dict[Any, ViewOptions | None] = {}
@@ -596,10 +599,20 @@ class CachePlugin:
         """The two ASGI messages of a fresh hit, or ``None`` (the lookup is left in the scope)."""
         try:
             headers = scope["headers"]
-            credentials = has_credentials(headers)
+            # one pass over the request headers: what the key, the credentials rule and 304 need
+            host = if_none_match = None
+            credentials = False
+            for name, value in headers:
+                if name == b"host" or name == b":authority":
+                    if host is None:
+                        host = value
+                elif name in CREDENTIAL_HEADERS:
+                    credentials = True
+                elif name == b"if-none-match":
+                    if_none_match = value if if_none_match is None else if_none_match + b", " + value
             if credentials and not options.ignore_credentials:
                 return None
-            key = base_key(options.view_id, options.prefix_for(scope["path"]), scope, options.query_string)
+            key = self._edge_key(options, scope, host)
             backend = self.backend
             if isinstance(backend, SimpleCache):
                 entry = backend.get_now(key)
@@ -614,7 +627,6 @@ class CachePlugin:
                 scope[SCOPE_KEY] = (key, entry)
                 return None
             extra = [(b"age", str(max(0, int(now - entry.created))).encode()), (b"x-cache", b"HIT")]
-            if_none_match = header(headers, b"if-none-match")
             if if_none_match is not None and entry.etag and etag_matches(if_none_match, entry.etag):
                 return (
                     {"type": "http.response.start", "status": 304, "headers": entry.not_modified_headers() + extra},
@@ -628,6 +640,20 @@ class CachePlugin:
         except Exception:
             log.exception("cache lookup at the ASGI edge failed; handing the request to Quart")
             return None
+
+    def _edge_key(self, options: ViewOptions, scope: dict, host: bytes | None) -> str:
+        """``base_key`` for this request, remembered per (view, path, host, query, scheme)."""
+        if host is None:  # the key names the server address: rare, not remembered
+            return base_key(options.view_id, options.prefix_for(scope["path"]), scope, options.query_string)
+        memo = (options.view_id, scope["path"], host, scope.get("query_string", b""), scope.get("scheme"))
+        keys = self.edge_keys
+        key = keys.get(memo)
+        if key is None:
+            key = base_key(options.view_id, options.prefix_for(scope["path"]), scope, options.query_string)
+            if len(keys) >= INDEX_LIMIT:
+                keys.clear()
+            keys[memo] = key
+        return key
 
     # --- invalidation -----------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.max_head = config.h11_max_incomplete_event_size or DEFAULT_MAX_HEAD
         self.head_open = False  # between the start of a request and the end of its headers
         self.head_bytes = 0
+        self.chunk_bytes = 0  # size of the chunk being parsed
         self.head_too_large = False
         self.rejected = False  # answered 431: what the client still sends is read and dropped
 
@@ -43,6 +44,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.rejected:
             return
+        self.chunk_bytes = len(data)
         super().data_received(data)
         # Bytes of a head still incomplete after this chunk: bounds what the parser buffers.
         if self.head_open and not self.transport.is_closing():
@@ -58,11 +60,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.head_open = False
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > self.max_head:
+        # The head came in the chunks counted so far plus this one: only when those could
+        # exceed the limit is it worth measuring.
+        if self.head_bytes + self.chunk_bytes > self.max_head and self._head_size() > self.max_head:
             self.head_too_large = True
             raise _HeadTooLarge()  # the parser stops; uvicorn answers through send_400_response
         super().on_headers_complete()
+
+    def _head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def send_400_response(self, msg: str) -> None:
         if not self.head_too_large:
