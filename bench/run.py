@@ -119,6 +119,9 @@ STACKS = [
           notes="access log to stdout (a file)", scenarios=("hello", "cached")),
     Stack("aeros-uvicorn", "aeros, uvicorn", "aeros", ["aeros_app.py"],
           env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0"}, notes="access log off"),
+    Stack("aeros-uvicorn-gzip6", "aeros, uvicorn, gzip level 6", "aeros", ["aeros_app.py"],
+          env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0", "GZIP_LEVEL": "6"},
+          notes="Gzip(level=6), the peers' level (zlib-ng): /big at the size the peers send", scenarios=("big",)),
     Stack("aeros-granian", "aeros, granian", "aeros", ["aeros_app.py"],
           env={"PORT": "{port}", "SERVER": "granian", "ACCESS_LOG": "0"},
           notes="the aeros-granian plugin (experimental): granian's embedded server on the runner's socket"),
@@ -483,6 +486,8 @@ def targets(table: dict[str, dict]) -> list[str]:
     peer, peer_big = best(peers, "big")
     mine, my_big = best(aeros, "big")
     checks.append((f"/big: best aeros ({mine}) vs best peer ({peer})", my_big, peer_big, 1.2))
+    checks.append((f"/big at the peers' gzip level 6: aeros-uvicorn-gzip6 vs best peer ({peer})",
+                   median_of(table, "aeros-uvicorn-gzip6", "big"), peer_big, 1.2))
     mine, my_cached = best(aeros, "big-cached")
     checks.append((f"/big-cached: best aeros ({mine}) vs best peer's uncached /big ({peer})", my_cached, peer_big, 10.0))
     checks.append(("/hello: aeros-hypercorn vs Quart + Hypercorn", median_of(table, "aeros-hypercorn", "hello"),

@@ -1,6 +1,6 @@
 """The aeros bench app: cache and compression plugins when installed, "n/a" scenarios otherwise.
 
-Run: PORT=8000 SERVER=hypercorn WORKERS=1 ACCESS_LOG=0 [BARE=1] python aeros_app.py
+Run: PORT=8000 SERVER=hypercorn WORKERS=1 ACCESS_LOG=0 [BARE=1] [GZIP_LEVEL=6] python aeros_app.py
 A scenario whose plugin is missing is not routed (404), which the harness reports as "n/a".
 """
 
@@ -30,7 +30,8 @@ def plugin_keywords() -> dict:
 
         # gzip first: with aeros[speed] (isal) it is several times faster than br 4 at a similar
         # size, and it is what the peers send, so /big compares like for like.
-        keywords["compression"] = [Gzip(), Br()]
+        level = os.environ.get("GZIP_LEVEL")  # like for like with the peers' gzip 6 when set
+        keywords["compression"] = [Gzip(level=int(level)) if level else Gzip(), Br()]
     except Exception as error:
         print(f"aeros bench app: no compression ({error})", file=sys.stderr)
     return keywords
