@@ -5,6 +5,10 @@ for the first to finish. Here the view runs in the task the server called the ap
 receiver task feeds the body and, when the client goes away, cancels the view as Quart does.
 Same behaviour, one task and one ``asyncio.wait`` fewer per request: a routed ``/hello`` went
 from 86 to 66-76 µs of CPU per request (the app called in process, uvloop, median of 7 rounds).
+
+A response whose body is in memory (Quart's ``DataBody``: strings, bytes, JSON) is sent as one
+body message; Quart iterates it as a one-chunk stream and closes it with an empty message.
+The bytes on the wire are the same, ranges (``make_conditional``) included.
 (Replacing Quart's ``asyncio.wait_for`` around the response with ``asyncio.timeout`` as well
 was measured slower, 101 µs, so that part stays Quart's.)
 """
@@ -16,6 +20,8 @@ import sys
 from typing import Any
 
 from quart.asgi import ASGIHTTPConnection
+from quart.utils import encode_headers
+from quart.wrappers.response import DataBody
 
 LEAN_AVAILABLE = sys.version_info >= (3, 11)  # needs Task.uncancel
 
@@ -56,3 +62,14 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 raise failure from None
         finally:
             receiver.cancel()
+
+    async def _send_response(self, send: Any, response: Any) -> None:
+        body = getattr(response, "response", None)
+        if type(body) is not DataBody:
+            return await super()._send_response(send, response)
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": encode_headers(response.headers)})
+        data = body.data
+        if body.begin != 0 or body.end != len(data):
+            data = data[body.begin : body.end]
+        await send({"type": "http.response.body", "body": data, "more_body": False})

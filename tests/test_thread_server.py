@@ -149,19 +149,35 @@ def test_unknown_server_backend_is_a_clear_error():
 
 
 def test_soft_limit_answers_503_with_retry_after(serve, backend):
-    server = serve(make_app(), server=backend, soft_limit=2)
+    app = make_app()
+    release = threading.Event()  # the admitted requests stay in flight until the others were refused
 
-    async def burst():
-        async with httpx.AsyncClient(timeout=10) as client:
-            return await asyncio.gather(*(client.get(server.url + "/slow") for _ in range(6)))
+    @app.route("/held")
+    async def held():
+        await asyncio.to_thread(release.wait, 10)
+        return "held"
 
-    statuses = sorted(r.status_code for r in asyncio.run(burst()))
-    assert statuses.count(200) == 2
-    assert statuses.count(503) == 4
-    busy = httpx.get(server.url + "/", timeout=5)
-    assert busy.status_code == 200  # the limit frees up again
-    rejected = [r for r in asyncio.run(burst()) if r.status_code == 503][0]
-    assert rejected.headers["retry-after"] == "1"
+    server = serve(app, server=backend, soft_limit=2)
+
+    async def burst() -> list[int]:
+        release.clear()
+        async with httpx.AsyncClient(timeout=15) as client:
+            pending = [asyncio.ensure_future(client.get(server.url + "/held")) for _ in range(6)]
+            statuses = []
+            for done in asyncio.as_completed(pending):
+                response = await done
+                statuses.append(response.status_code)
+                if response.status_code == 503:
+                    assert response.headers["retry-after"] == "1"
+                if len(statuses) == 4:
+                    release.set()
+            return statuses
+
+    statuses = asyncio.run(burst())
+    assert sorted(statuses) == [200, 200, 503, 503, 503, 503], statuses
+    assert statuses[:4] == [503] * 4  # refused at once, while two were in flight
+    assert httpx.get(server.url + "/", timeout=5).status_code == 200  # the limit frees up again
+    assert sorted(asyncio.run(burst())) == [200, 200, 503, 503, 503, 503]
 
 
 def test_body_over_max_content_length_gets_413_and_server_keeps_serving(serve, backend):
