@@ -46,6 +46,19 @@ def make_app(connection_class: type) -> tuple[WebServer, dict]:
             raise
         return "never"
 
+    @app.route("/text")
+    async def text():
+        return "0123456789" * 100
+
+    @app.route("/ranged")
+    async def ranged():
+        from quart import request
+
+        data = b"abcdefghijklmnopqrstuvwxyz" * 40
+        response = await app.make_response(data)
+        await response.make_conditional(request, accept_ranges=True, complete_length=len(data))
+        return response
+
     return app, seen
 
 
@@ -83,3 +96,43 @@ def test_a_client_that_goes_away_cancels_the_view(serve, connection_class):
     assert "cancelled_at" in seen, "the view kept running after the client left"
     assert seen["finished"] is False
     assert httpx.get(server.url + "/stream").status_code == 200  # and the server serves on
+
+
+def raw_response(port: int, request: bytes) -> bytes:
+    """Everything the server sends for one request that closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(request)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def without_date(response: bytes) -> bytes:
+    return b"\r\n".join(line for line in response.split(b"\r\n") if not line.lower().startswith(b"date:"))
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        pytest.param(b"GET /text HTTP/1.1", id="text"),
+        pytest.param(b"HEAD /text HTTP/1.1", id="head"),
+        pytest.param(b"GET /ranged HTTP/1.1\r\nRange: bytes=5-30", id="range"),
+        pytest.param(b"GET /ranged HTTP/1.1\r\nRange: bytes=-7", id="suffix-range"),
+        pytest.param(b"GET /ranged HTTP/1.1\r\nRange: bytes=5000-6000", id="unsatisfiable"),
+        pytest.param(b"GET /missing HTTP/1.1", id="404"),
+    ],
+)
+def test_in_memory_bodies_are_sent_as_quart_sends_them(serve, request_head):
+    """The lean connection sends a body held in memory in one message: same bytes on the wire."""
+    answers = []
+    for connection_class in (ASGIHTTPConnection, LeanHTTPConnection):
+        app, _ = make_app(connection_class)
+        server = serve(app, server="hypercorn")
+        request = request_head + b"\r\nHost: test\r\nConnection: close\r\n\r\n"
+        answers.append(without_date(raw_response(server.port, request)))
+    quart_answer, lean_answer = answers
+    assert quart_answer.startswith(b"HTTP/1.1 "), quart_answer
+    if b"Range: bytes=5-30" in request_head:
+        assert quart_answer.startswith(b"HTTP/1.1 206"), quart_answer
+    assert lean_answer == quart_answer
