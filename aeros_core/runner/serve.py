@@ -33,18 +33,23 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def announce_startup(app: Callable[..., Awaitable[None]], on_started: Callable[[], None]) -> Callable[..., Awaitable[None]]:
-    """Call ``on_started`` when the app reports its lifespan startup complete."""
+    """Call ``on_started`` when the app reports its lifespan startup complete.
 
-    async def announcing(scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "lifespan":
-            return await app(scope, receive, send)
+    A plain function returning the app's own awaitable: a request costs no coroutine of ours.
+    """
 
+    async def lifespan(scope: dict, receive: Any, send: Any) -> None:
         async def watched_send(message: dict) -> None:
             await send(message)
             if message["type"] == "lifespan.startup.complete":
                 on_started()
 
         await app(scope, receive, watched_send)
+
+    def announcing(scope: dict, receive: Any, send: Any) -> Awaitable[None]:
+        if scope["type"] != "lifespan":
+            return app(scope, receive, send)
+        return lifespan(scope, receive, send)
 
     return announcing
 
