@@ -122,11 +122,24 @@ def entry(app: Any, **settings_keywords: Any) -> Any:
     return announce_startup(app.asgi_entry(settings), lambda: None)
 
 
+async def raw_asgi_app(scope: dict, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"13")]})
+    await send({"type": "http.response.body", "body": b"Hello, World!"})
+
+
 def variants() -> list[tuple[str, Callable[[], Any]]]:
     import aeros_app as bench_app  # the bench's aeros app: cache + compression when installed
 
     optional = ["request", "cache", "compress", "headers", "hello", "uvicorn"]
     found = [
+        ("raw ASGI app (the floor: two sends)", lambda: raw_asgi_app),
         ("Quart: app.asgi_app", lambda: quart_app().asgi_app),
         ("aeros, only built-in plugins: app.asgi_app", lambda: aeros_app(disable_plugins=optional).asgi_app),
         ("aeros, all but aeros-request: app.asgi_app", lambda: aeros_app(disable_plugins=["request"]).asgi_app),
