@@ -137,30 +137,37 @@ def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     return b", ".join(found)
 
 
-def has_credentials(headers: Sequence[tuple[bytes, bytes]]) -> bool:
-    for key, _ in headers:
-        if key in CREDENTIAL_HEADERS:
-            return True
-    return False
+def request_facts(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes | None, bool, bytes | None]:
+    """What the cache reads from a request's headers, in one pass: ``(host, credentials, if_none_match)``.
+
+    ``host`` is the first ``Host`` (or HTTP/2 ``:authority``); ``credentials`` whether it carries
+    ``Authorization`` or ``Cookie`` (RFC 9111 section 3.5); ``if_none_match`` comma-joined.
+    """
+    host = if_none_match = None
+    credentials = False
+    for name, value in headers:
+        if name == b"host" or name == b":authority":
+            if host is None:
+                host = value
+        elif name in CREDENTIAL_HEADERS:
+            credentials = True
+        elif name == b"if-none-match":
+            if_none_match = value if if_none_match is None else if_none_match + b", " + value
+    return host, credentials, if_none_match
 
 
-def origin(scope: Mapping[str, Any]) -> str:
-    """``scheme://host`` of the request (``Host``, or HTTP/2's ``:authority``, or the server address)."""
-    host = None
-    for key, value in scope["headers"]:
-        if key == b"host" or key == b":authority":
-            host = value
-            break
+def origin(scope: Mapping[str, Any], host: bytes | None) -> str:
+    """``scheme://host`` of the request (``host`` from :func:`request_facts`, else the server address)."""
     if host is None:
         server = scope.get("server") or ("", None)
         host = f"{server[0]}:{server[1]}".encode() if server[1] else str(server[0]).encode()
     return f"{scope.get('scheme', 'http')}://{host.decode('latin-1').lower()}"
 
 
-def base_key(view_id: str, prefix: str, scope: Mapping[str, Any], query_string: bool) -> str:
+def base_key(view_id: str, prefix: str, scope: Mapping[str, Any], query_string: bool, host: bytes | None) -> str:
     """``view_id|prefix|scheme://host|normalised query`` (query left empty when ``query_string=False``)."""
     query = normalise_query(scope.get("query_string", b"")) if query_string else ""
-    return f"{view_id}|{prefix}|{origin(scope)}|{query}"
+    return f"{view_id}|{prefix}|{origin(scope, host)}|{query}"
 
 
 def variant_key(key: str, vary: Iterable[str], headers: Sequence[tuple[bytes, bytes]]) -> str:

@@ -34,13 +34,11 @@ from aeros_core.pipeline import AfterResponse, ASGIApp, AsgiWrapper, BeforeReque
 
 from .backends import CacheBackend, SimpleCache
 from .entry import (
-    CREDENTIAL_HEADERS,
     UNSTORED_HEADERS,
     Entry,
     base_key,
     etag_matches,
-    has_credentials,
-    header,
+    request_facts,
     strong_etag,
     variant_key,
     vary_marker,
@@ -223,8 +221,6 @@ class CachePlugin:
         self.cache: AppCache = AppCache(self)
         self.views: dict[str, ViewOptions] = {}
         self.index: dict[tuple[str, str], ViewOptions] = {}
-        #: cache keys computed at the edge, by (view, path, host, query, scheme)
-        self.edge_keys: dict[tuple[Any, ...], str] = {}
         #: endpoint -> its ViewOptions, or None for an endpoint whose view is not cached;
         #: learnt once per endpoint, so requests of views the cache does not touch cost one lookup
         self.endpoints: dict[Any, ViewOptions | None] = {}
@@ -349,7 +345,7 @@ class CachePlugin:
         scope[STATE_KEY] = state
         view = self.app.view_functions.get(endpoint)
         headers = scope["headers"]
-        credentials = has_credentials(headers)
+        host, credentials, if_none_match = request_facts(headers)
         if credentials and not options.ignore_credentials:
             return None
         if options.unless is not None:
@@ -360,7 +356,7 @@ class CachePlugin:
                 return None
         if self.edge_active and options.edge_ok:
             self._remember(method, scope["path"], options, request)
-        key = state.key = base_key(options.view_id, options.prefix_for(scope["path"]), scope, options.query_string)
+        key = state.key = base_key(options.view_id, options.prefix_for(scope["path"]), scope, options.query_string, host)
         forced = False
         if options.forced_update is not None:
             forced = options.forced_update()
@@ -379,11 +375,11 @@ class CachePlugin:
                 and (not credentials or entry.flags.get("ignore_credentials"))
             ):
                 if entry.is_fresh(now) or method == "HEAD":
-                    return self._hit(entry, scope, now)
+                    return self._hit(entry, now, if_none_match)
                 # stale: one request per process refreshes, the others get the old entry
                 flight = (id(asyncio.get_running_loop()), key)
                 if flight in self.inflight:
-                    return self._hit(entry, scope, now)
+                    return self._hit(entry, now, if_none_match)
                 self._lead(state, flight)
                 return None
         if method == "HEAD":  # a HEAD miss runs the view; only GET answers are stored
@@ -399,7 +395,7 @@ class CachePlugin:
                 entry, stored_key = result
                 mine = key if not entry.vary else variant_key(key, entry.vary, headers)
                 if mine == stored_key and (not credentials or entry.flags.get("ignore_credentials")):
-                    return self._hit(entry, scope, time.time())
+                    return self._hit(entry, time.time(), if_none_match)
             state.store = True
             return None
         self._lead(state, flight)
@@ -440,8 +436,7 @@ class CachePlugin:
             return None
         return entry
 
-    def _hit(self, entry: Entry, scope: Mapping[str, Any], now: float) -> Response:
-        if_none_match = header(scope["headers"], b"if-none-match")
+    def _hit(self, entry: Entry, now: float, if_none_match: bytes | None) -> Response:
         if if_none_match is not None and entry.etag and etag_matches(if_none_match, entry.etag):
             response = Response(b"", 304, headers=Headers([(k.decode("latin-1"), v.decode("latin-1"))
                                                           for k, v in entry.not_modified_headers()]))
@@ -599,20 +594,10 @@ class CachePlugin:
         """The two ASGI messages of a fresh hit, or ``None`` (the lookup is left in the scope)."""
         try:
             headers = scope["headers"]
-            # one pass over the request headers: what the key, the credentials rule and 304 need
-            host = if_none_match = None
-            credentials = False
-            for name, value in headers:
-                if name == b"host" or name == b":authority":
-                    if host is None:
-                        host = value
-                elif name in CREDENTIAL_HEADERS:
-                    credentials = True
-                elif name == b"if-none-match":
-                    if_none_match = value if if_none_match is None else if_none_match + b", " + value
+            host, credentials, if_none_match = request_facts(headers)
             if credentials and not options.ignore_credentials:
                 return None
-            key = self._edge_key(options, scope, host)
+            key = base_key(options.view_id, options.prefix_for(scope["path"]), scope, options.query_string, host)
             backend = self.backend
             if isinstance(backend, SimpleCache):
                 entry = backend.get_now(key)
@@ -640,20 +625,6 @@ class CachePlugin:
         except Exception:
             log.exception("cache lookup at the ASGI edge failed; handing the request to Quart")
             return None
-
-    def _edge_key(self, options: ViewOptions, scope: dict, host: bytes | None) -> str:
-        """``base_key`` for this request, remembered per (view, path, host, query, scheme)."""
-        if host is None:  # the key names the server address: rare, not remembered
-            return base_key(options.view_id, options.prefix_for(scope["path"]), scope, options.query_string)
-        memo = (options.view_id, scope["path"], host, scope.get("query_string", b""), scope.get("scheme"))
-        keys = self.edge_keys
-        key = keys.get(memo)
-        if key is None:
-            key = base_key(options.view_id, options.prefix_for(scope["path"]), scope, options.query_string)
-            if len(keys) >= INDEX_LIMIT:
-                keys.clear()
-            keys[memo] = key
-        return key
 
     # --- invalidation -----------------------------------------------------------------------------
 
