@@ -13,6 +13,11 @@ loopback port for the test and stops it afterwards::
 
 ``serve(app, **run_keywords)`` starts further servers (stopped at teardown), and
 ``async_client`` is an ``httpx.AsyncClient`` bound to ``live_server.url``.
+``installed_backends()`` lists the server backends installed here, to run a test on each::
+
+    @pytest.mark.parametrize("server", installed_backends())
+    def test_home_on_every_server(serve, app, server):
+        assert httpx.get(serve(app, server=server).url + "/").status_code == 200
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 import pytest
 
+from .catalog import KNOWN_BACKENDS
 from .runner.thread import ThreadedServer
 
 _async_fixture: Any
@@ -30,6 +36,14 @@ try:  # pytest-asyncio's own marker, so that async_client works in its default "
     _async_fixture = pytest_asyncio.fixture
 except ImportError:  # pragma: no cover - async_client then needs another async plugin (anyio)
     _async_fixture = pytest.fixture
+
+
+def installed_backends(*names: str) -> list[str]:
+    """The server backends among ``names`` (default: every known one) that are installed here."""
+    from .app import WebServer
+
+    hook = WebServer(__name__).plugin_manager.hook
+    return [name for name in names or ("hypercorn", *KNOWN_BACKENDS) if hook.aeros_server_backend(name=name)]
 
 
 @pytest.fixture

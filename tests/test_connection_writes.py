@@ -16,14 +16,10 @@ import pytest
 from aeros import WebServer
 from aeros_core.hookspecs import hookimpl
 from aeros_core.runner.coalesce import FLUSH_AT, CoalescingTransport
+from aeros_core.testing import installed_backends
 
 
-def coalescing_backends() -> list[str]:
-    app = WebServer(__name__)
-    return [name for name in ("hypercorn", "uvicorn") if app.plugin_manager.hook.aeros_server_backend(name=name)]
-
-
-@pytest.fixture(params=coalescing_backends())
+@pytest.fixture(params=installed_backends("hypercorn", "uvicorn"))
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 

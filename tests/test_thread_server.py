@@ -16,12 +16,7 @@ import httpx
 import pytest
 
 from aeros import WebServer
-
-
-def installed_backends() -> list[str]:
-    app = WebServer(__name__)
-    return [name for name in ("hypercorn", "uvicorn", "granian")
-            if app.plugin_manager.hook.aeros_server_backend(name=name) is not None]
+from aeros_core.testing import installed_backends
 
 
 @pytest.fixture(params=installed_backends())

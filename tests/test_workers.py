@@ -13,6 +13,8 @@ import time
 import httpx
 import pytest
 
+from aeros_core.testing import installed_backends
+
 WORKER_SCRIPT = """
 import asyncio, os
 from aeros import WebServer
@@ -33,14 +35,6 @@ if __name__ == "__main__":
             access_log_to_std=False, server=os.environ.get("SERVER", "hypercorn"))
     print("parent exiting cleanly", flush=True)
 """
-
-
-def installed_backends() -> list[str]:
-    from aeros import WebServer
-
-    app = WebServer(__name__)
-    return [name for name in ("hypercorn", "uvicorn", "granian")
-            if app.plugin_manager.hook.aeros_server_backend(name=name) is not None]
 
 
 @pytest.fixture(params=installed_backends())

@@ -122,9 +122,6 @@ class FastJSONProvider(DefaultJSONProvider):
 class FastJsonPlugin:
     """Installs :class:`FastJSONProvider` as ``app.json`` when orjson is available."""
 
-    def __init__(self) -> None:
-        self.active = False
-
     @hookimpl
     def aeros_options(self) -> list[Option]:
         return [Option("fast_json", True, "serialise JSON responses with orjson when it is installed (aeros[speed])")]
@@ -135,4 +132,3 @@ class FastJsonPlugin:
         if not options["fast_json"] or _orjson is None or type(app.json) is not DefaultJSONProvider:
             return
         app.json = FastJSONProvider(app)
-        self.active = True

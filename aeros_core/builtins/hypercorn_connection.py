@@ -92,8 +92,7 @@ def aeros_tcp_server() -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.coalescer = CoalescingTransport(self.writer.transport)
-            self.idle_timer = _IdleTimer(self)
-            self.idle_task = self.idle_timer  # type: ignore[assignment]  # same restart/stop interface
+            self.idle_task: _IdleTimer = _IdleTimer(self)  # type: ignore[assignment]  # same restart/stop
 
         async def protocol_send(self, event: Event) -> None:
             if not isinstance(event, RawData):
@@ -113,7 +112,7 @@ def aeros_tcp_server() -> type:
             try:
                 await super()._close()
             finally:
-                self.idle_timer.end()
+                self.idle_task.end()
 
     return AerosTCPServer
 
