@@ -70,9 +70,7 @@ class WebServer(Quart):
         self._external_entry: ASGIApp | None = None
 
         self.plugin_manager = new_manager()
-        self.plugins: list[PluginInfo] = load_plugins(
-            self.plugin_manager, disabled_names(disable_plugins), plugins
-        )
+        self.plugins: list[PluginInfo] = load_plugins(self.plugin_manager, disabled_names(disable_plugins), plugins)
         declared = self._declared_options()
         self.options: Mapping[str, Any] = MappingProxyType(
             resolve(options, declared, other_known=[*_QUART_KEYWORDS, *_CORE_KEYWORDS])

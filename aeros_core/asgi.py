@@ -67,8 +67,9 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         body = getattr(response, "response", None)
         if type(body) is not DataBody:
             return await super()._send_response(send, response)
-        await send({"type": "http.response.start", "status": response.status_code,
-                    "headers": encode_headers(response.headers)})
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": encode_headers(response.headers)}
+        )
         data = body.data
         if body.begin != 0 or body.end != len(data):
             data = data[body.begin : body.end]

@@ -21,8 +21,15 @@ KNOWN_PLUGINS: tuple[KnownPlugin, ...] = (
     KnownPlugin(
         "aeros_cache",
         "cache",
-        ("SimpleCache", "FileSystemCache", "FilesystemCache", "RedisCache", "CacheControl", "CacheTypes",
-         "CacheBackend"),
+        (
+            "SimpleCache",
+            "FileSystemCache",
+            "FilesystemCache",
+            "RedisCache",
+            "CacheControl",
+            "CacheTypes",
+            "CacheBackend",
+        ),
         ("cache",),
     ),
     KnownPlugin(

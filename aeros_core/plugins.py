@@ -105,9 +105,7 @@ def register(manager: pluggy.PluginManager, info: PluginInfo) -> None:
         raise PluginLoadError(f"aeros plugin {info.name!r} could not be registered: {error}") from error
 
 
-def load_plugins(
-    manager: pluggy.PluginManager, disable: set[str], explicit: Iterable[Any] = ()
-) -> list[PluginInfo]:
+def load_plugins(manager: pluggy.PluginManager, disable: set[str], explicit: Iterable[Any] = ()) -> list[PluginInfo]:
     """Load every discovered plugin not disabled, then the explicit ``plugins=[...]`` objects."""
     loaded: list[PluginInfo] = []
     for entry_point in discover():

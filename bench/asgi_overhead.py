@@ -30,10 +30,19 @@ SCOPE_HEADERS = [
 
 def scope_for(path: str) -> dict[str, Any]:
     return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-        "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": list(SCOPE_HEADERS), "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000), "extensions": {},
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": list(SCOPE_HEADERS),
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "extensions": {},
     }
 
 
@@ -129,8 +138,13 @@ async def raw_asgi_app(scope: dict, receive: Any, send: Any) -> None:
             await send({"type": message["type"] + ".complete"})
             if message["type"] == "lifespan.shutdown":
                 return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"13")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"13")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"Hello, World!"})
 
 
@@ -145,27 +159,47 @@ def variants() -> list[tuple[str, Callable[[], Any]]]:
         ("aeros, all but aeros-request: app.asgi_app", lambda: aeros_app(disable_plugins=["request"]).asgi_app),
         ("aeros bare (every installed plugin): app.asgi_app", lambda: aeros_app().asgi_app),
         ("aeros bare: runner entry, access log off", lambda: entry(aeros_app(), access_log_to_std=False)),
-        ("aeros bare: runner entry, access log on (to a file)",
-         lambda: entry(aeros_app(), access_log_to_std=False, access_log_file=os.devnull)),
-        ("aeros bare: runner entry, soft_limit=100", lambda: entry(aeros_app(), access_log_to_std=False,
-                                                                    soft_limit=100)),
+        (
+            "aeros bare: runner entry, access log on (to a file)",
+            lambda: entry(aeros_app(), access_log_to_std=False, access_log_file=os.devnull),
+        ),
+        (
+            "aeros bare: runner entry, soft_limit=100",
+            lambda: entry(aeros_app(), access_log_to_std=False, soft_limit=100),
+        ),
     ]
     if bench_app.HAS_CACHE:
         from aeros import SimpleCache
 
-        found.append(("aeros + cache=SimpleCache(): runner entry, /hello (not a cached view)",
-                      lambda: entry(aeros_app(cache=SimpleCache()), access_log_to_std=False)))
+        found.append(
+            (
+                "aeros + cache=SimpleCache(): runner entry, /hello (not a cached view)",
+                lambda: entry(aeros_app(cache=SimpleCache()), access_log_to_std=False),
+            )
+        )
     if bench_app.HAS_COMPRESSION:
         from aeros import Br, Gzip
 
-        found.append(("aeros + compression=[Br(), Gzip()]: runner entry, /hello (too small to compress)",
-                      lambda: entry(aeros_app(compression=[Br(), Gzip()]), access_log_to_std=False)))
+        found.append(
+            (
+                "aeros + compression=[Br(), Gzip()]: runner entry, /hello (too small to compress)",
+                lambda: entry(aeros_app(compression=[Br(), Gzip()]), access_log_to_std=False),
+            )
+        )
     if bench_app.HAS_CACHE or bench_app.HAS_COMPRESSION:
-        found.append(("bench aeros_app (cache+compression): runner entry, /hello",
-                      lambda: entry(bench_app.app, access_log_to_std=False)))
+        found.append(
+            (
+                "bench aeros_app (cache+compression): runner entry, /hello",
+                lambda: entry(bench_app.app, access_log_to_std=False),
+            )
+        )
     if bench_app.HAS_CACHE:
-        found.append(("bench aeros_app: runner entry, /cached (a cache hit)",
-                      lambda: (entry(bench_app.app, access_log_to_std=False), "/cached")))
+        found.append(
+            (
+                "bench aeros_app: runner entry, /cached (a cache hit)",
+                lambda: (entry(bench_app.app, access_log_to_std=False), "/cached"),
+            )
+        )
     return found
 
 

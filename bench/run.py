@@ -76,67 +76,252 @@ def module(name: str) -> list[str]:
 HAND = "gzip 6 and a dict cache written by hand (no compression or cache of its own)"
 
 STACKS = [
-    Stack("raw-granian", "raw ASGI, granian", "peers",
-          [*module("granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
-           "--runtime-threads", "1", "--loop", "uvloop", "--no-ws", "--log-level", "warning", "raw_asgi:app"],
-          notes="raw ASGI app: " + HAND),
-    Stack("raw-uvicorn", "raw ASGI, uvicorn", "peers",
-          [*module("uvicorn"), "raw_asgi:app", "--host", "127.0.0.1", "--port", "{port}", "--http", "httptools",
-           "--loop", "uvloop", "--no-access-log", "--log-level", "warning"], notes="raw ASGI app: " + HAND),
-    Stack("raw-hypercorn", "raw ASGI, Hypercorn (uvloop)", "peers",
-          [*module("hypercorn"), "raw_asgi:app", "--bind", "127.0.0.1:{port}", "--workers", "1", "-k", "uvloop"],
-          notes="raw ASGI app: " + HAND),
-    Stack("sanic", "Sanic", "peers", ["sanic_app.py"], env={"PORT": "{port}"},
-          notes="single process, no access log; " + HAND),
-    Stack("starlette-uvicorn", "Starlette + uvicorn", "peers",
-          [*module("uvicorn"), "starlette_app:app", "--host", "127.0.0.1", "--port", "{port}", "--http", "httptools",
-           "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
-          notes="GZipMiddleware defaults (gzip 9); dict cache by hand"),
-    Stack("fastapi-uvicorn", "FastAPI + uvicorn", "peers",
-          [*module("uvicorn"), "fastapi_app:app", "--host", "127.0.0.1", "--port", "{port}", "--http", "httptools",
-           "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
-          notes="GZipMiddleware defaults (gzip 9); dict cache by hand"),
-    Stack("quart-uvicorn", "Quart + uvicorn", "peers",
-          [*module("uvicorn"), "quart_app:app", "--host", "127.0.0.1", "--port", "{port}", "--http", "httptools",
-           "--loop", "uvloop", "--no-access-log", "--log-level", "warning"], notes=HAND),
-    Stack("flask-gunicorn", "Flask + gunicorn (sync)", "peers",
-          [*module("gunicorn"), "flask_app:app", "--bind", "127.0.0.1:{port}", "--workers", "1", "--worker-class",
-           "sync", "--log-level", "warning"], notes="Flask-Compress defaults (br 4), Flask-Caching SimpleCache"),
-    Stack("quart-hypercorn", "Quart + Hypercorn", "peers",
-          [*module("hypercorn"), "quart_app:app", "--bind", "127.0.0.1:{port}", "--workers", "1"],
-          notes="Hypercorn's default asyncio worker; " + HAND),
-    Stack("quart-hypercorn-uvloop", "Quart + Hypercorn (uvloop)", "peers",
-          [*module("hypercorn"), "quart_app:app", "--bind", "127.0.0.1:{port}", "--workers", "1", "-k", "uvloop"],
-          notes="as aeros runs it (uvloop); " + HAND),
-    Stack("aeros-hypercorn", "aeros, Hypercorn", "aeros", ["aeros_app.py"],
-          env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0"},
-          notes="SimpleCache + @app.cache(timeout=60), compression=[Gzip(), Br()]; access log off"),
-    Stack("aeros-hypercorn-bare", "aeros, Hypercorn, no cache/compression", "aeros", ["aeros_app.py"],
-          env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0", "BARE": "1"},
-          notes="WebServer(__name__) without cache= and compression=", scenarios=("hello", "json")),
-    Stack("aeros-hypercorn-log", "aeros, Hypercorn, access log on", "aeros", ["aeros_app.py"],
-          env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "1"},
-          notes="access log to stdout (a file)", scenarios=("hello", "cached")),
-    Stack("aeros-uvicorn", "aeros, uvicorn", "aeros", ["aeros_app.py"],
-          env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0"}, notes="access log off"),
-    Stack("aeros-uvicorn-gzip6", "aeros, uvicorn, gzip level 6", "aeros", ["aeros_app.py"],
-          env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0", "GZIP_LEVEL": "6"},
-          notes="Gzip(level=6), the peers' level (zlib-ng): /big at the size the peers send", scenarios=("big",)),
-    Stack("aeros-granian", "aeros, granian", "aeros", ["aeros_app.py"],
-          env={"PORT": "{port}", "SERVER": "granian", "ACCESS_LOG": "0"},
-          notes="the aeros-granian plugin (experimental): granian's embedded server on the runner's socket"),
-    Stack("aeros-hypercorn-w2", "aeros, Hypercorn, workers=2", "aeros", ["aeros_app.py"],
-          env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0", "WORKERS": "2"}, workers=2, cpus="0,1",
-          notes="server and wrk share both CPUs", scenarios=("hello", "cached")),
-    Stack("aeros-uvicorn-w2", "aeros, uvicorn, workers=2", "aeros", ["aeros_app.py"],
-          env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0", "WORKERS": "2"}, workers=2, cpus="0,1",
-          notes="server and wrk share both CPUs", scenarios=("hello", "cached")),
-    Stack("aeros-granian-w2", "aeros, granian, workers=2", "aeros", ["aeros_app.py"],
-          env={"PORT": "{port}", "SERVER": "granian", "ACCESS_LOG": "0", "WORKERS": "2"}, workers=2, cpus="0,1",
-          notes="server and wrk share both CPUs", scenarios=("hello", "cached")),
+    Stack(
+        "raw-granian",
+        "raw ASGI, granian",
+        "peers",
+        [
+            *module("granian"),
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--workers",
+            "1",
+            "--runtime-threads",
+            "1",
+            "--loop",
+            "uvloop",
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "raw_asgi:app",
+        ],
+        notes="raw ASGI app: " + HAND,
+    ),
+    Stack(
+        "raw-uvicorn",
+        "raw ASGI, uvicorn",
+        "peers",
+        [
+            *module("uvicorn"),
+            "raw_asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        notes="raw ASGI app: " + HAND,
+    ),
+    Stack(
+        "raw-hypercorn",
+        "raw ASGI, Hypercorn (uvloop)",
+        "peers",
+        [*module("hypercorn"), "raw_asgi:app", "--bind", "127.0.0.1:{port}", "--workers", "1", "-k", "uvloop"],
+        notes="raw ASGI app: " + HAND,
+    ),
+    Stack(
+        "sanic",
+        "Sanic",
+        "peers",
+        ["sanic_app.py"],
+        env={"PORT": "{port}"},
+        notes="single process, no access log; " + HAND,
+    ),
+    Stack(
+        "starlette-uvicorn",
+        "Starlette + uvicorn",
+        "peers",
+        [
+            *module("uvicorn"),
+            "starlette_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        notes="GZipMiddleware defaults (gzip 9); dict cache by hand",
+    ),
+    Stack(
+        "fastapi-uvicorn",
+        "FastAPI + uvicorn",
+        "peers",
+        [
+            *module("uvicorn"),
+            "fastapi_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        notes="GZipMiddleware defaults (gzip 9); dict cache by hand",
+    ),
+    Stack(
+        "quart-uvicorn",
+        "Quart + uvicorn",
+        "peers",
+        [
+            *module("uvicorn"),
+            "quart_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        notes=HAND,
+    ),
+    Stack(
+        "flask-gunicorn",
+        "Flask + gunicorn (sync)",
+        "peers",
+        [
+            *module("gunicorn"),
+            "flask_app:app",
+            "--bind",
+            "127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--worker-class",
+            "sync",
+            "--log-level",
+            "warning",
+        ],
+        notes="Flask-Compress defaults (br 4), Flask-Caching SimpleCache",
+    ),
+    Stack(
+        "quart-hypercorn",
+        "Quart + Hypercorn",
+        "peers",
+        [*module("hypercorn"), "quart_app:app", "--bind", "127.0.0.1:{port}", "--workers", "1"],
+        notes="Hypercorn's default asyncio worker; " + HAND,
+    ),
+    Stack(
+        "quart-hypercorn-uvloop",
+        "Quart + Hypercorn (uvloop)",
+        "peers",
+        [*module("hypercorn"), "quart_app:app", "--bind", "127.0.0.1:{port}", "--workers", "1", "-k", "uvloop"],
+        notes="as aeros runs it (uvloop); " + HAND,
+    ),
+    Stack(
+        "aeros-hypercorn",
+        "aeros, Hypercorn",
+        "aeros",
+        ["aeros_app.py"],
+        env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0"},
+        notes="SimpleCache + @app.cache(timeout=60), compression=[Gzip(), Br()]; access log off",
+    ),
+    Stack(
+        "aeros-hypercorn-bare",
+        "aeros, Hypercorn, no cache/compression",
+        "aeros",
+        ["aeros_app.py"],
+        env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0", "BARE": "1"},
+        notes="WebServer(__name__) without cache= and compression=",
+        scenarios=("hello", "json"),
+    ),
+    Stack(
+        "aeros-hypercorn-log",
+        "aeros, Hypercorn, access log on",
+        "aeros",
+        ["aeros_app.py"],
+        env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "1"},
+        notes="access log to stdout (a file)",
+        scenarios=("hello", "cached"),
+    ),
+    Stack(
+        "aeros-uvicorn",
+        "aeros, uvicorn",
+        "aeros",
+        ["aeros_app.py"],
+        env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0"},
+        notes="access log off",
+    ),
+    Stack(
+        "aeros-uvicorn-gzip6",
+        "aeros, uvicorn, gzip level 6",
+        "aeros",
+        ["aeros_app.py"],
+        env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0", "GZIP_LEVEL": "6"},
+        notes="Gzip(level=6), the peers' level (zlib-ng): /big at the size the peers send",
+        scenarios=("big",),
+    ),
+    Stack(
+        "aeros-granian",
+        "aeros, granian",
+        "aeros",
+        ["aeros_app.py"],
+        env={"PORT": "{port}", "SERVER": "granian", "ACCESS_LOG": "0"},
+        notes="the aeros-granian plugin (experimental): granian's embedded server on the runner's socket",
+    ),
+    Stack(
+        "aeros-hypercorn-w2",
+        "aeros, Hypercorn, workers=2",
+        "aeros",
+        ["aeros_app.py"],
+        env={"PORT": "{port}", "SERVER": "hypercorn", "ACCESS_LOG": "0", "WORKERS": "2"},
+        workers=2,
+        cpus="0,1",
+        notes="server and wrk share both CPUs",
+        scenarios=("hello", "cached"),
+    ),
+    Stack(
+        "aeros-uvicorn-w2",
+        "aeros, uvicorn, workers=2",
+        "aeros",
+        ["aeros_app.py"],
+        env={"PORT": "{port}", "SERVER": "uvicorn", "ACCESS_LOG": "0", "WORKERS": "2"},
+        workers=2,
+        cpus="0,1",
+        notes="server and wrk share both CPUs",
+        scenarios=("hello", "cached"),
+    ),
+    Stack(
+        "aeros-granian-w2",
+        "aeros, granian, workers=2",
+        "aeros",
+        ["aeros_app.py"],
+        env={"PORT": "{port}", "SERVER": "granian", "ACCESS_LOG": "0", "WORKERS": "2"},
+        workers=2,
+        cpus="0,1",
+        notes="server and wrk share both CPUs",
+        scenarios=("hello", "cached"),
+    ),
 ]
-WORKERS_1_OF = {"aeros-hypercorn-w2": "aeros-hypercorn", "aeros-uvicorn-w2": "aeros-uvicorn",
-                "aeros-granian-w2": "aeros-granian"}
+WORKERS_1_OF = {
+    "aeros-hypercorn-w2": "aeros-hypercorn",
+    "aeros-uvicorn-w2": "aeros-uvicorn",
+    "aeros-granian-w2": "aeros-granian",
+}
 
 
 # --- environment ----------------------------------------------------------------------------
@@ -235,7 +420,11 @@ class Running:
         self.stdout = tempfile.TemporaryFile()  # the access log, when on, goes to a file
         self.process = subprocess.Popen(
             ["taskset", "-c", stack.cpus, *stack.command(self.port)],
-            cwd=APPS, env=env, stdout=self.stdout, stderr=self.log, start_new_session=True,
+            cwd=APPS,
+            env=env,
+            stdout=self.stdout,
+            stderr=self.log,
+            start_new_session=True,
         )
 
     def wait_ready(self) -> None:
@@ -263,8 +452,11 @@ class Running:
         rss = {pid: mb for pid, mb in rss.items() if mb is not None}
         workers = [pid for pid in pids if pid != self.process.pid] or [self.process.pid]
         serving = [rss[pid] for pid in workers if pid in rss]
-        return {"processes": len(rss), "peak_rss_mb_per_worker": max(serving) if serving else None,
-                "peak_rss_mb_all": rss}
+        return {
+            "processes": len(rss),
+            "peak_rss_mb_per_worker": max(serving) if serving else None,
+            "peak_rss_mb_all": rss,
+        }
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -290,8 +482,11 @@ def check(running: Running, scenario: str) -> dict[str, object]:
         status, headers, body = get(running.port, path)
         if status != 200:
             break
-    info: dict[str, object] = {"status": status, "bytes": len(body),
-                               "encoding": headers.get("content-encoding", "identity")}
+    info: dict[str, object] = {
+        "status": status,
+        "bytes": len(body),
+        "encoding": headers.get("content-encoding", "identity"),
+    }
     if status == 404:
         info["na"] = "not served (plugin missing)"
     elif status != 200:
@@ -309,8 +504,19 @@ WRK_P99 = re.compile(r"99%\s+([\d.]+)(us|ms|s)")
 
 
 def wrk(port: int, path: str, duration: float, connections: int, cpus: str) -> dict[str, object]:
-    command = ["taskset", "-c", cpus, "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency",
-               "-H", f"Accept-Encoding: {ACCEPT_ENCODING}", f"http://127.0.0.1:{port}{path}"]
+    command = [
+        "taskset",
+        "-c",
+        cpus,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--latency",
+        "-H",
+        f"Accept-Encoding: {ACCEPT_ENCODING}",
+        f"http://127.0.0.1:{port}{path}",
+    ]
     output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60).stdout
     match = WRK_RPS.search(output)
     result: dict[str, object] = {"rps": float(match.group(1)) if match else None}
@@ -388,8 +594,11 @@ def summarise(raw: dict[str, list[dict]], stacks: list[Stack], scenarios: list[s
             cell = row.get(scenario)
             if not isinstance(cell, dict) or "median" not in cell:
                 continue
-            for key, other in (("vs_quart_hypercorn", BASELINE), ("vs_raw_hypercorn", CEILING),
-                               ("vs_workers_1", WORKERS_1_OF.get(name))):
+            for key, other in (
+                ("vs_quart_hypercorn", BASELINE),
+                ("vs_raw_hypercorn", CEILING),
+                ("vs_workers_1", WORKERS_1_OF.get(name)),
+            ):
                 base = table.get(other or "", {}).get(scenario)
                 if isinstance(base, dict) and base.get("median"):
                     cell[key] = round(cell["median"] / base["median"], 2)
@@ -423,30 +632,63 @@ def markdown(table: dict[str, dict], scenarios: list[str], meta: dict) -> str:
         cells = [fmt_cell(row.get(s)) for s in scenarios]
         for s in sent:
             cell = row.get(s)
-            cells.append(f"{cell['encoding']} {cell['bytes'] / 1000:.1f} KB"
-                         if isinstance(cell, dict) and "median" in cell else "")
+            cells.append(
+                f"{cell['encoding']} {cell['bytes'] / 1000:.1f} KB"
+                if isinstance(cell, dict) and "median" in cell
+                else ""
+            )
         lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {f'{rss:.0f} MB' if rss else ''} |")
     ceiling = CEILING in table
     if ceiling:
-        lines += ["", "Ratios to the raw ASGI app on Hypercorn (uvloop):", "",
-                  "| stack | " + " | ".join(f"/{s}" for s in scenarios) + " |", "|" + "---|" * (len(scenarios) + 1)]
+        lines += [
+            "",
+            "Ratios to the raw ASGI app on Hypercorn (uvloop):",
+            "",
+            "| stack | " + " | ".join(f"/{s}" for s in scenarios) + " |",
+            "|" + "---|" * (len(scenarios) + 1),
+        ]
     for row in table.values() if ceiling else ():
-        lines.append(f"| {row['label']} | " + " | ".join(
-            f"{row[s]['vs_raw_hypercorn']:.2f}x" if isinstance(row.get(s), dict) and "vs_raw_hypercorn" in row[s]
-            else ("" if s not in row else "n/a") for s in scenarios) + " |")
-    lines += ["", "Server CPU time per request (µs, median; user + system of the serving processes, "
-              "less sensitive to other work on the machine than req/s):", "",
-              "| stack | " + " | ".join(f"/{s}" for s in scenarios) + " |", "|" + "---|" * (len(scenarios) + 1)]
+        lines.append(
+            f"| {row['label']} | "
+            + " | ".join(
+                f"{row[s]['vs_raw_hypercorn']:.2f}x"
+                if isinstance(row.get(s), dict) and "vs_raw_hypercorn" in row[s]
+                else ("" if s not in row else "n/a")
+                for s in scenarios
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Server CPU time per request (µs, median; user + system of the serving processes, "
+        "less sensitive to other work on the machine than req/s):",
+        "",
+        "| stack | " + " | ".join(f"/{s}" for s in scenarios) + " |",
+        "|" + "---|" * (len(scenarios) + 1),
+    ]
     for row in table.values():
-        lines.append(f"| {row['label']} | " + " | ".join(
-            f"{row[s]['cpu_us_per_request']:.0f}" if isinstance(row.get(s), dict) and "cpu_us_per_request" in row[s]
-            else "" for s in scenarios) + " |")
-    scaling = [(row, s) for row in table.values() for s in scenarios
-               if isinstance(row.get(s), dict) and "vs_workers_1" in row[s]]
+        lines.append(
+            f"| {row['label']} | "
+            + " | ".join(
+                f"{row[s]['cpu_us_per_request']:.0f}"
+                if isinstance(row.get(s), dict) and "cpu_us_per_request" in row[s]
+                else ""
+                for s in scenarios
+            )
+            + " |"
+        )
+    scaling = [
+        (row, s)
+        for row in table.values()
+        for s in scenarios
+        if isinstance(row.get(s), dict) and "vs_workers_1" in row[s]
+    ]
     if scaling:
         lines += ["", "workers=2 scaling (server and wrk unpinned over both CPUs) vs workers=1 (pinned):", ""]
-        lines += [f"- {row['label']} /{s}: {row[s]['median']:,.0f} req/s = {row[s]['vs_workers_1']:.2f}x"
-                  for row, s in scaling]
+        lines += [
+            f"- {row['label']} /{s}: {row[s]['median']:,.0f} req/s = {row[s]['vs_workers_1']:.2f}x"
+            for row, s in scaling
+        ]
     lines += ["", "Notes:", ""]
     lines += [f"- {row['label']}: {row['notes']}" for row in table.values() if row.get("notes")]
     for row in table.values():
@@ -479,34 +721,75 @@ def targets(table: dict[str, dict]) -> list[str]:
 
     aeros = [name for name in table if name.startswith("aeros-") and not name.endswith("-w2")]
     peers = [name for name in table if not name.startswith(("aeros-", "raw-"))]
-    checks.append(("/cached: aeros-uvicorn vs Sanic", median_of(table, "aeros-uvicorn", "cached"),
-                   median_of(table, "sanic", "cached"), 1.2))
-    checks.append(("/cached: aeros-hypercorn vs raw-hypercorn /hello", median_of(table, "aeros-hypercorn", "cached"),
-                   median_of(table, "raw-hypercorn", "hello"), 0.9))
+    checks.append(
+        (
+            "/cached: aeros-uvicorn vs Sanic",
+            median_of(table, "aeros-uvicorn", "cached"),
+            median_of(table, "sanic", "cached"),
+            1.2,
+        )
+    )
+    checks.append(
+        (
+            "/cached: aeros-hypercorn vs raw-hypercorn /hello",
+            median_of(table, "aeros-hypercorn", "cached"),
+            median_of(table, "raw-hypercorn", "hello"),
+            0.9,
+        )
+    )
     peer, peer_big = best(peers, "big")
     mine, my_big = best(aeros, "big")
     checks.append((f"/big: best aeros ({mine}) vs best peer ({peer})", my_big, peer_big, 1.2))
-    checks.append((f"/big at the peers' gzip level 6: aeros-uvicorn-gzip6 vs best peer ({peer})",
-                   median_of(table, "aeros-uvicorn-gzip6", "big"), peer_big, 1.2))
+    checks.append(
+        (
+            f"/big at the peers' gzip level 6: aeros-uvicorn-gzip6 vs best peer ({peer})",
+            median_of(table, "aeros-uvicorn-gzip6", "big"),
+            peer_big,
+            1.2,
+        )
+    )
     mine, my_cached = best(aeros, "big-cached")
-    checks.append((f"/big-cached: best aeros ({mine}) vs best peer's uncached /big ({peer})", my_cached, peer_big, 10.0))
-    checks.append(("/hello: aeros-hypercorn vs Quart + Hypercorn", median_of(table, "aeros-hypercorn", "hello"),
-                   median_of(table, "quart-hypercorn", "hello"), 1.0))
-    checks.append(("/hello: aeros-uvicorn vs Quart + uvicorn", median_of(table, "aeros-uvicorn", "hello"),
-                   median_of(table, "quart-uvicorn", "hello"), 1.0))
+    checks.append(
+        (f"/big-cached: best aeros ({mine}) vs best peer's uncached /big ({peer})", my_cached, peer_big, 10.0)
+    )
+    checks.append(
+        (
+            "/hello: aeros-hypercorn vs Quart + Hypercorn",
+            median_of(table, "aeros-hypercorn", "hello"),
+            median_of(table, "quart-hypercorn", "hello"),
+            1.0,
+        )
+    )
+    checks.append(
+        (
+            "/hello: aeros-uvicorn vs Quart + uvicorn",
+            median_of(table, "aeros-uvicorn", "hello"),
+            median_of(table, "quart-uvicorn", "hello"),
+            1.0,
+        )
+    )
     for w2, w1 in WORKERS_1_OF.items():
         checks.append((f"/cached: {w2} vs {w1}", median_of(table, w2, "cached"), median_of(table, w1, "cached"), 1.6))
-    lines = ["", "Issue 7 targets (medians of this run):", "", "| target | value | reference | ratio | wanted | met |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "Issue 7 targets (medians of this run):",
+        "",
+        "| target | value | reference | ratio | wanted | met |",
+        "|---|---|---|---|---|---|",
+    ]
     for what, value, reference, wanted in checks:
         if value and reference:
             ratio = value / reference
-            lines.append(f"| {what} | {value:,.0f} | {reference:,.0f} | {ratio:.2f}x | ≥ {wanted:g}x | "
-                         f"{'yes' if ratio >= wanted else 'NO'} |")
+            lines.append(
+                f"| {what} | {value:,.0f} | {reference:,.0f} | {ratio:.2f}x | ≥ {wanted:g}x | "
+                f"{'yes' if ratio >= wanted else 'NO'} |"
+            )
     for name in aeros + [n for n in table if n.endswith("-w2")]:
         rss = table[name].get("peak_rss_mb_per_worker")
         if rss:
-            lines.append(f"| peak RSS per worker, {name} | {rss:.0f} MB | | | ≤ 80 MB | {'yes' if rss <= 80 else 'NO'} |")
+            lines.append(
+                f"| peak RSS per worker, {name} | {rss:.0f} MB | | | ≤ 80 MB | {'yes' if rss <= 80 else 'NO'} |"
+            )
     return lines if len(lines) > 5 else []
 
 
@@ -516,22 +799,37 @@ def print_table(table: dict[str, dict], scenarios: list[str]) -> None:
     print("stack".ljust(width) + "".join(f"/{s}".rjust(20) for s in scenarios) + "  RSS/worker")
     for row in sorted(table.values(), key=lambda r: -(r.get("hello", {}) or {}).get("median", 0)):
         rss = row.get("peak_rss_mb_per_worker")
-        print(row["label"].ljust(width) + "".join(fmt_cell(row.get(s)).rjust(20) for s in scenarios)
-              + (f"  {rss:.0f} MB" if rss else ""))
+        print(
+            row["label"].ljust(width)
+            + "".join(fmt_cell(row.get(s)).rjust(20) for s in scenarios)
+            + (f"  {rss:.0f} MB" if rss else "")
+        )
     print("(req/s, median; in brackets the ratio to Quart + Hypercorn)")
     print()
     print("server CPU µs per request".ljust(width) + "".join(f"/{s}".rjust(20) for s in scenarios))
     for row in sorted(table.values(), key=lambda r: (r.get("hello", {}) or {}).get("cpu_us_per_request", 1e9)):
-        print(row["label"].ljust(width) + "".join(
-            (f"{row[s]['cpu_us_per_request']:.0f}" if isinstance(row.get(s), dict)
-             and "cpu_us_per_request" in row[s] else "").rjust(20) for s in scenarios))
+        print(
+            row["label"].ljust(width)
+            + "".join(
+                (
+                    f"{row[s]['cpu_us_per_request']:.0f}"
+                    if isinstance(row.get(s), dict) and "cpu_us_per_request" in row[s]
+                    else ""
+                ).rjust(20)
+                for s in scenarios
+            )
+        )
 
 
 def draw_chart(json_path: Path, png_path: Path) -> None:
     if not PEERS_PY.exists():
         return
-    result = subprocess.run([str(PEERS_PY), str(BENCH / "chart.py"), str(json_path), str(png_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(PEERS_PY), str(BENCH / "chart.py"), str(json_path), str(png_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if result.returncode:
         print("chart not drawn:", result.stderr[-500:])
     else:
@@ -578,8 +876,11 @@ def main(argv: list[str] | None = None) -> int:
 
     raw: dict[str, list[dict]] = {}
     estimate = sum(len([x for x in scenarios if x in s.scenarios]) for s in stacks) * args.runs * (duration + 1)
-    print(f"{len(stacks)} stacks x {len(scenarios)} scenarios x {args.runs} runs, {duration:g} s each: "
-          f"about {estimate / 60:.0f} min", flush=True)
+    print(
+        f"{len(stacks)} stacks x {len(scenarios)} scenarios x {args.runs} runs, {duration:g} s each: "
+        f"about {estimate / 60:.0f} min",
+        flush=True,
+    )
     for run in range(1, args.runs + 1):
         for stack in stacks:
             mine = [s for s in scenarios if s in stack.scenarios]
@@ -594,13 +895,19 @@ def main(argv: list[str] | None = None) -> int:
             shown = " ".join(
                 (f"/{s}={info['rps']:,.0f}" if info.get("rps") else f"/{s}=n/a")
                 + (f"({info.get('encoding')})" if s in COMPRESSED else "")
-                for s, info in outcome.get("scenarios", {}).items())
+                for s, info in outcome.get("scenarios", {}).items()
+            )
             print(f"run {run}/{args.runs} {stack.name:24} {shown or outcome.get('error', '')[:300]}", flush=True)
 
     table = summarise(raw, stacks, scenarios)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "duration": duration, "runs": args.runs,
-            "connections": args.connections, "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
-            "command": " ".join([Path(sys.executable).name, *sys.argv])}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "duration": duration,
+        "runs": args.runs,
+        "connections": args.connections,
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
     print_table(table, scenarios)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -90,8 +90,9 @@ def script_server(tmp_path: Path) -> Iterator:
     """Factory: ``script_server(source, env=None)`` writes the script and starts it."""
     started: list[ScriptServer] = []
 
-    def start(source: str, env: dict[str, str] | None = None, name: str = "server_app.py",
-              args: list[str] | None = None) -> ScriptServer:
+    def start(
+        source: str, env: dict[str, str] | None = None, name: str = "server_app.py", args: list[str] | None = None
+    ) -> ScriptServer:
         path = tmp_path / name
         path.write_text(textwrap.dedent(source))
         server = ScriptServer(path, env, args)

@@ -39,7 +39,8 @@ def test_aeros_plugins_json_matches_app_plugins():
 
 
 def test_aeros_run_serves_module_app(script_server, tmp_path):
-    (tmp_path / "cli_app.py").write_text(textwrap.dedent("""
+    (tmp_path / "cli_app.py").write_text(
+        textwrap.dedent("""
         import os
         from aeros import WebServer
         app = WebServer(__name__)
@@ -47,10 +48,25 @@ def test_aeros_run_serves_module_app(script_server, tmp_path):
         @app.route("/pid")
         async def pid():
             return str(os.getpid())
-    """))
+    """)
+    )
     access_log = tmp_path / "access.log"
-    server = script_server("", name="unused.py", args=["-m", "aeros_core.cli", "run", "cli_app:app", "--port", "0",
-                                                        "--workers", "2", "--access-log", str(access_log)])
+    server = script_server(
+        "",
+        name="unused.py",
+        args=[
+            "-m",
+            "aeros_core.cli",
+            "run",
+            "cli_app:app",
+            "--port",
+            "0",
+            "--workers",
+            "2",
+            "--access-log",
+            str(access_log),
+        ],
+    )
     url = server.wait_ready()
     assert httpx.get(url + "/pid").status_code == 200
     server.signal(signal.SIGTERM)

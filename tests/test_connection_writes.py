@@ -125,7 +125,9 @@ def read_response(conn: socket.socket, buffer: bytearray) -> bytes:
         assert chunk, f"connection closed mid-response: {bytes(buffer)!r}"
         buffer += chunk
     head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(
+        next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
     while len(rest) < length:
         chunk = conn.recv(65536)
         assert chunk, "connection closed mid-body"

@@ -59,10 +59,10 @@ def hook_sections() -> dict[str, str]:
     sections: dict[str, str] = {}
     for index, heading in enumerate(headings):
         end = headings[index + 1].start() if index + 1 < len(headings) else len(text)
-        following = re.search(r"^## ", text[heading.end():end], re.M)
+        following = re.search(r"^## ", text[heading.end() : end], re.M)
         if following:
             end = heading.end() + following.start()
-        sections[heading.group(1)] = text[heading.end():end]
+        sections[heading.group(1)] = text[heading.end() : end]
     return sections
 
 
@@ -163,7 +163,7 @@ def test_every_first_party_plugin_keyword_is_on_its_page():
         declare = getattr(plugin, "aeros_options", None)
         page = DOCS / "plugins" / f"{dist.removeprefix('aeros-')}.md"
         text = page_text(page)
-        for option in (declare() if declare else ()):
+        for option in declare() if declare else ():
             documented = re.search(rf"`{option.name}`|\b{option.name}=", text)
             assert documented, f"{page.relative_to(ROOT)} does not document the keyword {option.name}="
             checked += 1
@@ -254,8 +254,13 @@ def test_every_python_block_in_the_docs_compiles():
     for page in sorted(DOCS.rglob("*.md")):
         for index, block in enumerate(python_blocks(page.read_text())):
             try:
-                compile(block, f"{page.relative_to(ROOT)} block {index + 1}", "exec",
-                        flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+                compile(
+                    block,
+                    f"{page.relative_to(ROOT)} block {index + 1}",
+                    "exec",
+                    flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                    dont_inherit=True,
+                )
             except SyntaxError as error:
                 failures.append(f"{error.filename}: {error.msg} (line {error.lineno})")
     assert not failures, "\n".join(failures)
@@ -271,9 +276,23 @@ def test_testing_page_example_passes_under_pytest(tmp_path: Path):
     for name, source in files.items():
         (tmp_path / name).write_text(source)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function",
-         "--rootdir", str(tmp_path), str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 passed" in done.stdout, done.stdout
@@ -286,9 +305,21 @@ def test_mkdocs_build_strict(tmp_path: Path):
     pytest.importorskip("mkdocs", reason="mkdocs is not installed: pip install mkdocs 'mkdocstrings[python]'")
     pytest.importorskip("mkdocstrings", reason="mkdocstrings is not installed: pip install 'mkdocstrings[python]'")
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
-         "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(tmp_path / "site"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, textwrap.indent(done.stdout + done.stderr, "  ")
     for page in ("index.html", "plugins/index.html", "reference/hookspecs/index.html", "testing/index.html"):

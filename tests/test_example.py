@@ -12,8 +12,9 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "app.p
 
 
 def test_example_app_serves_with_two_workers_and_its_plugins(script_server, tmp_path):
-    server = script_server(EXAMPLE.read_text(), name="app.py",
-                           env={"PORT": "0", "WORKERS": "2", "CACHE_DIR": str(tmp_path / "cache")})
+    server = script_server(
+        EXAMPLE.read_text(), name="app.py", env={"PORT": "0", "WORKERS": "2", "CACHE_DIR": str(tmp_path / "cache")}
+    )
     url = server.wait_ready()
     home = httpx.get(url + "/")
     assert home.status_code == 200

@@ -48,8 +48,14 @@ def large_document(items: int = 300) -> dict[str, Any]:
     return {
         "kind": "catalog",
         "items": [
-            {"sku": f"SKU-{i:05d}", "price": round(3.5 + i / 7, 2), "id": i, "in_stock": i % 3 != 0,
-             "name": f"{words[i % 10]} {words[i * 7 % 10]}", "tags": words[: i % 4 + 1]}
+            {
+                "sku": f"SKU-{i:05d}",
+                "price": round(3.5 + i / 7, 2),
+                "id": i,
+                "in_stock": i % 3 != 0,
+                "name": f"{words[i % 10]} {words[i * 7 % 10]}",
+                "tags": words[: i % 4 + 1],
+            }
             for i in range(items)
         ],
         "version": 3,
@@ -60,15 +66,32 @@ def large_document(items: int = 300) -> dict[str, Any]:
 FAST_DOCUMENTS: dict[str, Any] = {
     "nested": {"z": {"b": 1, "a": [1, {"d": 2, "c": None}]}, "a": "x", "m": {"y": True, "x": False}},
     "large": large_document(),
-    "dates": {"when": datetime.datetime(2024, 2, 29, 13, 5, 9), "day": datetime.date(1999, 12, 31),
-              "aware": datetime.datetime(2024, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)},
-    "dataclass": {"point": Point(2, "b", datetime.date(2020, 1, 2)), "points": [Point(1, "a", datetime.date(2021, 3, 4))]},
-    "decimal_uuid": {"price": decimal.Decimal("10.50"), "tiny": decimal.Decimal("1E-12"),
-                     "id": uuid.UUID("12345678-1234-5678-1234-567812345678")},
+    "dates": {
+        "when": datetime.datetime(2024, 2, 29, 13, 5, 9),
+        "day": datetime.date(1999, 12, 31),
+        "aware": datetime.datetime(2024, 1, 1, 12, 0, tzinfo=datetime.timezone.utc),
+    },
+    "dataclass": {
+        "point": Point(2, "b", datetime.date(2020, 1, 2)),
+        "points": [Point(1, "a", datetime.date(2021, 3, 4))],
+    },
+    "decimal_uuid": {
+        "price": decimal.Decimal("10.50"),
+        "tiny": decimal.Decimal("1E-12"),
+        "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    },
     "markup": {"html": Markup("<b>bold</b>")},
-    "escapes": {"text": "quote\" backslash\\ newline\n tab\t nul\x00 bell\x07 slash/ <script>"},
-    "numbers": {"ints": [0, -1, 2**63 - 1, -(2**63), 2**64 - 1], "floats": [0.1, 2.5, -0.0, 1e16, 1.5e300, 1e-4, 123.456]},
-    "subclasses": {"ordered": OrderedDict([("b", 1), ("a", 2)]), "enum": Colour.RED, "tag": Tag("t"), "tuple": (1, "two")},
+    "escapes": {"text": 'quote" backslash\\ newline\n tab\t nul\x00 bell\x07 slash/ <script>'},
+    "numbers": {
+        "ints": [0, -1, 2**63 - 1, -(2**63), 2**64 - 1],
+        "floats": [0.1, 2.5, -0.0, 1e16, 1.5e300, 1e-4, 123.456],
+    },
+    "subclasses": {
+        "ordered": OrderedDict([("b", 1), ("a", 2)]),
+        "enum": Colour.RED,
+        "tag": Tag("t"),
+        "tuple": (1, "two"),
+    },
     "list_root": [{"b": 1, "a": 2}, "x", 3],
 }
 
@@ -107,9 +130,14 @@ def make_app(**options: Any) -> WebServer:
     @app.route("/dumps")
     async def dumps() -> str:
         nested = FAST_DOCUMENTS["nested"]
-        return "|".join([app.json.dumps(nested), app.json.dumps(nested, separators=(",", ":")),
-                         app.json.dumps(nested, separators=(",", ":"), sort_keys=False),
-                         app.json.dumps(nested, indent=1)])
+        return "|".join(
+            [
+                app.json.dumps(nested),
+                app.json.dumps(nested, separators=(",", ":")),
+                app.json.dumps(nested, separators=(",", ":"), sort_keys=False),
+                app.json.dumps(nested, indent=1),
+            ]
+        )
 
     @app.route("/unserialisable")
     async def unserialisable() -> Any:
@@ -240,8 +268,9 @@ def test_tiny_floats_and_plain_enums_are_written_the_orjson_way(urls: tuple[str,
         DefaultJSONProvider.dumps(provider, {"e": Plain.ONE}, separators=(",", ":"))
 
 
-@pytest.mark.parametrize("options", [{"fast_json": False}, {"disable_plugins": ["fast_json"]}],
-                         ids=["fast_json=False", "disable_plugins"])
+@pytest.mark.parametrize(
+    "options", [{"fast_json": False}, {"disable_plugins": ["fast_json"]}], ids=["fast_json=False", "disable_plugins"]
+)
 def test_the_plugin_can_be_turned_off(serve: Any, options: dict[str, Any]) -> None:
     app = make_app(**options)
     assert type(app.json) is DefaultJSONProvider

@@ -16,7 +16,7 @@ from aeros import (
     hookimpl,
 )
 
-RECORDING_PLUGIN = '''
+RECORDING_PLUGIN = """
 from aeros import AfterResponse, AsgiWrapper, BeforeRequest, Option, Stage, hookimpl
 
 class Recorder:
@@ -62,7 +62,7 @@ class Recorder:
     @hookimpl
     def aeros_shutdown(self, app):
         self.calls.append("shutdown")
-'''
+"""
 
 
 def test_installed_plugin_is_discovered_and_every_hook_runs(plugin_dist, serve):
@@ -100,7 +100,9 @@ def test_disable_plugins_keyword_and_environment(plugin_dist, monkeypatch):
 
 
 def test_a_plugin_that_fails_to_import_names_itself(plugin_dist):
-    plugin_dist("aeros-broken", "aeros_broken", "raise RuntimeError('boom at import')", {"broken": "aeros_broken:Plugin"}, "0.3")
+    plugin_dist(
+        "aeros-broken", "aeros_broken", "raise RuntimeError('boom at import')", {"broken": "aeros_broken:Plugin"}, "0.3"
+    )
     with pytest.raises(PluginLoadError) as caught:
         WebServer(__name__)
     message = str(caught.value)
@@ -223,8 +225,11 @@ def test_asgi_wrappers_compose_lowest_stage_innermost(serve):
 
                 return wrap
 
-            return [AsgiWrapper(Stage.STORE, named("store")), AsgiWrapper(Stage.OBSERVE, named("observe")),
-                    AsgiWrapper(Stage.HEADERS, named("headers"))]
+            return [
+                AsgiWrapper(Stage.STORE, named("store")),
+                AsgiWrapper(Stage.OBSERVE, named("observe")),
+                AsgiWrapper(Stage.HEADERS, named("headers")),
+            ]
 
     app = WebServer(__name__, plugins=[Edges()])
 

@@ -28,7 +28,10 @@ def mypy(*arguments: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     pytest.importorskip("mypy", reason="mypy is not installed: pip install mypy (it is in the dev extra)")
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(ROOT / ".mypy_cache"), *arguments],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -51,7 +54,7 @@ def test_mypy_is_clean_on_the_public_api():
         assert done.returncode == 0, output
 
 
-USER_CODE = '''
+USER_CODE = """
 from typing import Any
 
 from aeros import AfterResponse, Option, Stage, ThreadedServer, WebServer, hookimpl
@@ -87,7 +90,7 @@ def start() -> tuple[str, str, int]:
     server: ThreadedServer = app.run_in_thread(port=0)
     server.stop(timeout=5)
     return server.url, server.host, server.port
-'''
+"""
 
 
 def test_user_code_type_checks_against_the_public_api(tmp_path: Path):
@@ -97,7 +100,8 @@ def test_user_code_type_checks_against_the_public_api(tmp_path: Path):
 
 
 def test_types_are_precise_enough_to_catch_mistakes(tmp_path: Path):
-    (tmp_path / "wrong.py").write_text(textwrap.dedent('''
+    (tmp_path / "wrong.py").write_text(
+        textwrap.dedent("""
         from aeros import WebServer, Stage
 
         app = WebServer(__name__)
@@ -106,7 +110,8 @@ def test_types_are_precise_enough_to_catch_mistakes(tmp_path: Path):
         server.port + "1"
         app.run(workers="4")
         Stage.HEADERS.lower()
-    '''))
+    """)
+    )
     done = mypy("--follow-imports=silent", str(tmp_path / "wrong.py"))
     found = [line for _, line in errors(done.stdout)]
     assert len(found) == 4, done.stdout
@@ -141,6 +146,8 @@ def test_every_distribution_ships_py_typed(dist: Path):
 
 
 def test_threaded_server_port_is_an_int(tmp_path: Path):
-    (tmp_path / "port.py").write_text("from aeros import WebServer\nreveal_type(WebServer(__name__).run_in_thread().port)\n")
+    (tmp_path / "port.py").write_text(
+        "from aeros import WebServer\nreveal_type(WebServer(__name__).run_in_thread().port)\n"
+    )
     done = mypy("--follow-imports=silent", str(tmp_path / "port.py"))
     assert re.search(r'Revealed type is "(builtins\.)?int"', done.stdout), done.stdout

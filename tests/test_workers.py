@@ -113,8 +113,10 @@ def test_a_killed_worker_is_replaced_within_two_seconds(script_server, backend):
     victim = sorted(before)[0]
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
-    assert wait_for(lambda: len(worker_pids(server.process.pid) - before) == 1
-                    and victim not in worker_pids(server.process.pid), 2.0), server.output
+    assert wait_for(
+        lambda: len(worker_pids(server.process.pid) - before) == 1 and victim not in worker_pids(server.process.pid),
+        2.0,
+    ), server.output
     assert time.monotonic() - killed_at < 2.0
     # service continued throughout, and the replacement serves too
     assert httpx.get(url + "/pid", timeout=5).status_code == 200

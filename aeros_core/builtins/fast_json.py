@@ -80,9 +80,7 @@ class FastJSONProvider(DefaultJSONProvider):
             _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_SORT_KEYS,
         )
 
-    def encode(
-        self, obj: Any, sort_keys: bool, ensure_ascii: bool, default: Callable[[Any], Any]
-    ) -> bytes | None:
+    def encode(self, obj: Any, sort_keys: bool, ensure_ascii: bool, default: Callable[[Any], Any]) -> bytes | None:
         """Compact JSON bytes as the stdlib would write them, or ``None`` to use the stdlib."""
         try:
             body: bytes = self._orjson.dumps(obj, default=default, option=self._options[bool(sort_keys)])

@@ -126,7 +126,8 @@ def aeros_worker_serve() -> Callable[..., Awaitable[None]]:
     if "TCPServer" not in original.__globals__:  # a Hypercorn that no longer looks it up there
         return original
     globals_ = dict(original.__globals__, TCPServer=aeros_tcp_server())
-    copy = types.FunctionType(original.__code__, globals_, original.__name__, original.__defaults__,
-                              original.__closure__)
+    copy = types.FunctionType(
+        original.__code__, globals_, original.__name__, original.__defaults__, original.__closure__
+    )
     copy.__kwdefaults__ = original.__kwdefaults__
     return copy

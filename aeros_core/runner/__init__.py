@@ -42,8 +42,13 @@ def run(app: Any, **keywords: Any) -> None:
 
     settings = prepare(app, keywords)
     sockets = bind_per_worker(settings)
-    log.info("Running on %s (server: %s, workers: %d, pid %d)", url_of(settings, sockets[0]), settings.server,
-             settings.workers, os.getpid())
+    log.info(
+        "Running on %s (server: %s, workers: %d, pid %d)",
+        url_of(settings, sockets[0]),
+        settings.server,
+        settings.workers,
+        os.getpid(),
+    )
     try:
         if settings.workers == 1:
             from .process import serve_until_signalled

@@ -59,7 +59,6 @@ def configure(app: Any, settings: ServerSettings) -> None:
             logger.addFilter(NoTraceback())
 
 
-
 class ToServerLog(logging.Handler):
     """Hands a server library's records to the ``aeros.server`` logger (and its handlers)."""
 

@@ -32,7 +32,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def announce_startup(app: Callable[..., Awaitable[None]], on_started: Callable[[], None]) -> Callable[..., Awaitable[None]]:
+def announce_startup(
+    app: Callable[..., Awaitable[None]], on_started: Callable[[], None]
+) -> Callable[..., Awaitable[None]]:
     """Call ``on_started`` when the app reports its lifespan startup complete.
 
     A plain function returning the app's own awaitable: a request costs no coroutine of ours.

@@ -46,9 +46,7 @@ def app_reference(app: Any) -> tuple[str, str]:
         for attribute, value in list(namespace.items()):
             if value is app:
                 return ("__mp_main__" if module_name == "__main__" else module_name), attribute
-    raise RuntimeError(
-        "workers > 1 without fork needs the app at module level (e.g. app = WebServer(__name__))"
-    )
+    raise RuntimeError("workers > 1 without fork needs the app at module level (e.g. app = WebServer(__name__))")
 
 
 def _worker_main(app_or_reference: Any, settings: ServerSettings, sockets: list[socket.socket], ready: Any) -> None:
@@ -115,8 +113,12 @@ class Supervisor:
         previous = {s: signal.signal(s, self.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.workers = [self.start_worker(n) for n in range(self.settings.workers)]
-            log.info("started %d workers (%s): pids %s", len(self.workers), self.method,
-                     ", ".join(str(w.process.pid) for w in self.workers))
+            log.info(
+                "started %d workers (%s): pids %s",
+                len(self.workers),
+                self.method,
+                ", ".join(str(w.process.pid) for w in self.workers),
+            )
             while not self.stopping:
                 time.sleep(POLL_SECONDS)
                 if not self.replace_dead_workers():
@@ -140,10 +142,15 @@ class Supervisor:
                 if self.startup_failures >= STARTUP_FAILURES_BEFORE_GIVING_UP:
                     log.error("workers keep failing before they start serving; giving up")
                     return False
-                time.sleep(min(0.2 * 2 ** self.startup_failures, 2.0))
+                time.sleep(min(0.2 * 2**self.startup_failures, 2.0))
             replacement = self.start_worker(worker.number)
-            log.warning("worker %d (pid %s) exited with code %s; replaced by pid %s",
-                        worker.number, worker.process.pid, code, replacement.process.pid)
+            log.warning(
+                "worker %d (pid %s) exited with code %s; replaced by pid %s",
+                worker.number,
+                worker.process.pid,
+                code,
+                replacement.process.pid,
+            )
             self.workers[index] = replacement
         return True
 

@@ -17,21 +17,25 @@ MIN_COMPRESS = 500
 
 def big_document(target_bytes: int = 60_000) -> dict[str, Any]:
     """A deterministic JSON document of about ``target_bytes`` once serialised."""
-    words = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
-             "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
+    words = (
+        "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
+        "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
+    ).split()
     items: list[dict[str, Any]] = []
     document: dict[str, Any] = {"kind": "catalog", "version": 3, "items": items}
     index = 0
     while len(json.dumps(document)) < target_bytes:
-        items.append({
-            "id": index,
-            "sku": f"SKU-{index * 7919 % 100000:05d}",
-            "name": f"{words[index % 26]} {words[index * 7 % 26]} {index}",
-            "price": round(3.5 + (index * 37 % 1000) / 10, 2),
-            "in_stock": index % 3 != 0,
-            "tags": [words[(index + k) % 26] for k in range(index % 4 + 1)],
-            "description": " ".join(words[(index * k) % 26] for k in range(1, 9)),
-        })
+        items.append(
+            {
+                "id": index,
+                "sku": f"SKU-{index * 7919 % 100000:05d}",
+                "name": f"{words[index % 26]} {words[index * 7 % 26]} {index}",
+                "price": round(3.5 + (index * 37 % 1000) / 10, 2),
+                "in_stock": index % 3 != 0,
+                "tags": [words[(index + k) % 26] for k in range(index % 4 + 1)],
+                "description": " ".join(words[(index * k) % 26] for k in range(1, 9)),
+            }
+        )
         index += 1
     return document
 

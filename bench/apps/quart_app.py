@@ -50,8 +50,11 @@ async def cached():
 
 @app.after_request
 async def compress(response):
-    if (wants_gzip(request.headers.get("Accept-Encoding")) and isinstance(response.response, DataBody)
-            and "Content-Encoding" not in response.headers):
+    if (
+        wants_gzip(request.headers.get("Accept-Encoding"))
+        and isinstance(response.response, DataBody)
+        and "Content-Encoding" not in response.headers
+    ):
         body = await response.get_data()
         if len(body) >= MIN_COMPRESS:
             response.set_data(gzip_body(body))

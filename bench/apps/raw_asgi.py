@@ -17,8 +17,13 @@ JSON = [(b"content-type", b"application/json")]
 
 
 async def respond(send, body: bytes, headers: list) -> None:
-    await send({"type": "http.response.start", "status": 200,
-                "headers": headers + [(b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": headers + [(b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -44,8 +49,9 @@ async def app(scope, receive, send) -> None:
         body = json.dumps(BIG).encode()
         accept = next((v.decode() for k, v in scope["headers"] if k == b"accept-encoding"), None)
         if wants_gzip(accept):
-            return await respond(send, gzip_body(body), JSON + [(b"content-encoding", b"gzip"),
-                                                                 (b"vary", b"accept-encoding")])
+            return await respond(
+                send, gzip_body(body), JSON + [(b"content-encoding", b"gzip"), (b"vary", b"accept-encoding")]
+            )
         return await respond(send, body, JSON)
     if path == "/big-cached":
         accept = next((v.decode() for k, v in scope["headers"] if k == b"accept-encoding"), None)

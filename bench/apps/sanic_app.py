@@ -63,5 +63,4 @@ async def compress(request, response):
 
 
 if __name__ == "__main__":
-    app.run(host="127.0.0.1", port=int(os.environ["PORT"]), single_process=True, access_log=False,
-            motd=False)
+    app.run(host="127.0.0.1", port=int(os.environ["PORT"]), single_process=True, access_log=False, motd=False)

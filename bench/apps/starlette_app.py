@@ -45,7 +45,12 @@ async def cached(request):
 
 
 app = Starlette(
-    routes=[Route("/hello", hello), Route("/json", json_view), Route("/big", big), Route("/cached", cached),
-            Route("/big-cached", big_cached)],
+    routes=[
+        Route("/hello", hello),
+        Route("/json", json_view),
+        Route("/big", big),
+        Route("/cached", cached),
+        Route("/big-cached", big_cached),
+    ],
     middleware=[Middleware(GZipMiddleware)],
 )

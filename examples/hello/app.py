@@ -15,8 +15,8 @@ CACHE_DIR = os.environ.get("CACHE_DIR") or os.path.join(tempfile.gettempdir(), "
 app = WebServer(
     __name__,
     port=int(os.environ.get("PORT", "8000")),
-    cache=FileSystemCache(CACHE_DIR),          # shared by the workers of this machine
-    compression=[Br(), Gzip()],                # the client's Accept-Encoding picks
+    cache=FileSystemCache(CACHE_DIR),  # shared by the workers of this machine
+    compression=[Br(), Gzip()],  # the client's Accept-Encoding picks
     global_headers={"X-Served-By": "aeros"},
     security_headers=True,
 )
@@ -38,9 +38,9 @@ async def hello(name: str):
 
 
 @app.route("/report")
-@app.cache(timeout=30)                         # the view runs once per 30 s per query string
+@app.cache(timeout=30)  # the view runs once per 30 s per query string
 async def report():
-    await asyncio.sleep(0.2)                   # stands in for a slow query
+    await asyncio.sleep(0.2)  # stands in for a slow query
     rows = [{"row": n, "value": n * n} for n in range(500)]
     return {"rows": rows, "computed_by": os.getpid()}
 

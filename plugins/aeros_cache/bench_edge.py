@@ -43,8 +43,12 @@ def build(edge: bool) -> Any:
 
 def wrk(url: str, seconds: int, connections: int) -> float:
     pin = ["taskset", "-c", "1"] if CPUS > 1 else []
-    out = subprocess.run([*pin, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url], capture_output=True,
-                         text=True, timeout=seconds + 30).stdout
+    out = subprocess.run(
+        [*pin, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if "Non-2xx" in out or match is None:
         raise RuntimeError(out)
@@ -67,8 +71,13 @@ async def raw_asgi(scope: dict, receive: object, send: object) -> None:
     """The ceiling: an ASGI app that answers every request with a fixed body."""
     if scope["type"] != "http":
         return
-    await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,  # type: ignore[operator]
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"hello"})  # type: ignore[operator]
 
 

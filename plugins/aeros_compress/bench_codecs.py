@@ -37,22 +37,26 @@ from typing import Callable
 def sample_json(size: int = 60_000, seed: int = 0) -> bytes:
     """A JSON document of about ``size`` bytes that looks like an API listing."""
     rng = random.Random(seed)
-    words = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
-             "november oscar papa quebec romeo sierra tango uniform victor whiskey").split()
+    words = (
+        "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
+        "november oscar papa quebec romeo sierra tango uniform victor whiskey"
+    ).split()
     items = []
     text = b"[]"
     while len(text) < size:
         n = len(items)
-        items.append({
-            "id": n,
-            "uuid": "%032x" % rng.getrandbits(128),
-            "name": " ".join(rng.choice(words) for _ in range(3)).title(),
-            "email": f"{rng.choice(words)}.{rng.choice(words)}{rng.randint(1, 999)}@example.com",
-            "active": rng.random() < 0.7,
-            "score": round(rng.uniform(0, 100), 3),
-            "tags": rng.sample(words, rng.randint(1, 4)),
-            "created": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z",
-        })
+        items.append(
+            {
+                "id": n,
+                "uuid": "%032x" % rng.getrandbits(128),
+                "name": " ".join(rng.choice(words) for _ in range(3)).title(),
+                "email": f"{rng.choice(words)}.{rng.choice(words)}{rng.randint(1, 999)}@example.com",
+                "active": rng.random() < 0.7,
+                "score": round(rng.uniform(0, 100), 3),
+                "tags": rng.sample(words, rng.randint(1, 4)),
+                "created": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z",
+            }
+        )
         text = json.dumps({"count": len(items), "items": items}).encode()
     return text
 
@@ -124,8 +128,10 @@ def bench_codecs(doc: bytes) -> None:
     for name, level, fn in all_cases():
         seconds = _time(lambda: fn(doc), budget=0.4 if level < 11 else 1.0)
         size = len(fn(doc))
-        print(f"| {name} | {level} | {len(doc) / seconds / 1e6:,.0f} | {len(doc) / size:.2f}"
-              f" | {size:,} | {seconds * 1e6:,.0f} |")
+        print(
+            f"| {name} | {level} | {len(doc) / seconds / 1e6:,.0f} | {len(doc) / size:.2f}"
+            f" | {size:,} | {seconds * 1e6:,.0f} |"
+        )
     print()
 
 
@@ -139,7 +145,9 @@ async def _to_thread_cost() -> float:
     return statistics.median(samples)
 
 
-async def _serve_load(compress: Callable[[bytes], bytes], body: bytes, offload: bool, seconds: float) -> tuple[float, float]:
+async def _serve_load(
+    compress: Callable[[bytes], bytes], body: bytes, offload: bool, seconds: float
+) -> tuple[float, float]:
     """16 tasks compress ``body`` in a loop for ``seconds`` while a ticker measures loop lag.
 
     Returns (bodies per second, worst lag of a 1 ms timer in ms): what a server with many
@@ -189,8 +197,10 @@ def bench_offload() -> None:
 
     hop = asyncio.run(_to_thread_cost())
     print(f"## offload: asyncio.to_thread round trip (no-op): {hop * 1e6:.0f} µs median\n")
-    print("| codec (default level) | body bytes | compress µs | on loop: bodies/s | worst lag ms"
-          " | to_thread: bodies/s | worst lag ms |")
+    print(
+        "| codec (default level) | body bytes | compress µs | on loop: bodies/s | worst lag ms"
+        " | to_thread: bodies/s | worst lag ms |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for algorithm in _default_algorithms():
         for size in (4_000, 16_000, 64_000, 128_000, 256_000, 1_000_000):
@@ -201,8 +211,10 @@ def bench_offload() -> None:
             thread_runs = [asyncio.run(_serve_load(algorithm.compress, doc, True, 0.4)) for _ in range(3)]
             inline = (max(r for r, _ in inline_runs), min(lag for _, lag in inline_runs))
             threaded = (max(r for r, _ in thread_runs), min(lag for _, lag in thread_runs))
-            print(f"| {algorithm!r} | {len(doc):,} | {seconds * 1e6:,.0f} | {inline[0]:,.0f} | {inline[1]:.1f}"
-                  f" | {threaded[0]:,.0f} | {threaded[1]:.1f} |")
+            print(
+                f"| {algorithm!r} | {len(doc):,} | {seconds * 1e6:,.0f} | {inline[0]:,.0f} | {inline[1]:.1f}"
+                f" | {threaded[0]:,.0f} | {threaded[1]:.1f} |"
+            )
     print("\nthresholds now (bytes):", ", ".join(f"{a!r}: {a.offload_threshold:,}" for a in _default_algorithms()))
     print()
 
@@ -213,7 +225,7 @@ def bench_stream(doc: bytes) -> None:
     print("|---|---:|---:|---:|---:|")
     algorithms = _default_algorithms()
     step = len(doc) // 64 + 1
-    chunks = [doc[i:i + step] for i in range(0, len(doc), step)]
+    chunks = [doc[i : i + step] for i in range(0, len(doc), step)]
 
     def streamed(algorithm) -> bytes:
         stream = algorithm.stream()
@@ -224,8 +236,10 @@ def bench_stream(doc: bytes) -> None:
     for algorithm in algorithms:
         one = _time(lambda: algorithm.compress(doc))
         many = _time(lambda: streamed(algorithm))
-        print(f"| {algorithm!r} | {len(algorithm.compress(doc)):,} | {len(streamed(algorithm)):,}"
-              f" | {one * 1e6:,.0f} | {many * 1e6:,.0f} |")
+        print(
+            f"| {algorithm!r} | {len(algorithm.compress(doc)):,} | {len(streamed(algorithm)):,}"
+            f" | {one * 1e6:,.0f} | {many * 1e6:,.0f} |"
+        )
     print()
 
 
@@ -237,8 +251,11 @@ def bench_middleware(doc: bytes) -> None:
     from aeros_compress.variants import VariantCache
 
     def inner_app(body: bytes, headers: list) -> Callable:
-        start = {"type": "http.response.start", "status": 200,
-                 "headers": [(b"content-length", str(len(body)).encode()), *headers]}
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", str(len(body)).encode()), *headers],
+        }
         end = {"type": "http.response.body", "body": body}
 
         async def app(scope: dict, receive: object, send: Callable) -> None:
@@ -259,7 +276,12 @@ def bench_middleware(doc: bytes) -> None:
     json_type = (b"content-type", b"application/json")
     cases = [
         ("no middleware, 60 KB", None, inner_app(doc, [json_type]), b"gzip, br"),
-        ("13 B text/plain (under min_size)", "m", inner_app(b"Hello, World!", [(b"content-type", b"text/plain")]), b"gzip, br"),
+        (
+            "13 B text/plain (under min_size)",
+            "m",
+            inner_app(b"Hello, World!", [(b"content-type", b"text/plain")]),
+            b"gzip, br",
+        ),
         ("60 KB, no Accept-Encoding (identity + Vary)", "m", inner_app(doc, [json_type]), None),
         ("60 KB image/png (not listed)", "m", inner_app(doc, [(b"content-type", b"image/png")]), b"gzip, br"),
         ("60 KB -> br 4, no ETag", "m", inner_app(doc, [json_type]), b"gzip, br"),

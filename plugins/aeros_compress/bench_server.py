@@ -120,7 +120,18 @@ def cpu_seconds(root: int) -> float:
 
 def wrk(url: str, accept: str, duration: float, server_pid: int) -> tuple[float, float]:
     """(requests per second, server CPU µs per request) of one wrk run."""
-    command = ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{max(1, round(duration))}s", "-H", f"Accept-Encoding: {accept}", url]
+    command = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        "-c64",
+        f"-d{max(1, round(duration))}s",
+        "-H",
+        f"Accept-Encoding: {accept}",
+        url,
+    ]
     before = cpu_seconds(server_pid)
     output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30).stdout
     used = cpu_seconds(server_pid) - before
@@ -157,9 +168,11 @@ def main() -> None:
                 server.terminate()
                 server.wait(timeout=30)
         print(f"run {run + 1}/{args.runs} done, load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
-    print(f"wrk -t1 -c64 -d{args.duration:g}s, server on CPU 0, wrk on CPU 1; median of {args.runs} runs:"
-          " requests/s, and the server's CPU time per request in µs (user + system, all its processes),"
-          " which other load on the machine disturbs less\n")
+    print(
+        f"wrk -t1 -c64 -d{args.duration:g}s, server on CPU 0, wrk on CPU 1; median of {args.runs} runs:"
+        " requests/s, and the server's CPU time per request in µs (user + system, all its processes),"
+        " which other load on the machine disturbs less\n"
+    )
     print("| configuration | sent as | " + " | ".join(f"{p} req/s | {p} CPU µs" for p in PATHS) + " |")
     print("|---|---|" + "---:|---:|" * len(PATHS))
     for name in CONFIGS:

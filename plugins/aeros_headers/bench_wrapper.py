@@ -24,12 +24,23 @@ SCOPE = {
     "method": "GET",
     "path": "/",
     "scheme": "http",
-    "headers": [(b"host", b"127.0.0.1"), (b"user-agent", b"bench"), (b"accept", b"*/*"), (b"origin", b"https://a.example")],
+    "headers": [
+        (b"host", b"127.0.0.1"),
+        (b"user-agent", b"bench"),
+        (b"accept", b"*/*"),
+        (b"origin", b"https://a.example"),
+    ],
 }
 
 
 async def inner(scope, receive, send):
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"ok"})
 
 
@@ -43,9 +54,10 @@ def variants():
     policy = Cors(origins=["https://a.example"], credentials=True)
     yield "bare ASGI app", inner
     yield "global_headers (2)", headers_wrapper(over_http=plain, over_https=plain, cors=None, routes=None)(inner)
-    yield "global + security + CORS", headers_wrapper(
-        over_http=plain + http, over_https=plain + https, cors=policy, routes=None
-    )(inner)
+    yield (
+        "global + security + CORS",
+        headers_wrapper(over_http=plain + http, over_https=plain + https, cors=policy, routes=None)(inner),
+    )
 
     from aeros import WebServer
 
@@ -56,9 +68,10 @@ def variants():
     async def home():
         return "ok"
 
-    yield "... + a @Cors route (routing at the edge)", headers_wrapper(
-        over_http=plain + http, over_https=plain + https, cors=policy, routes=RouteIndex(app)
-    )(inner)
+    yield (
+        "... + a @Cors route (routing at the edge)",
+        headers_wrapper(over_http=plain + http, over_https=plain + https, cors=policy, routes=RouteIndex(app))(inner),
+    )
 
 
 async def main() -> None:

@@ -67,14 +67,16 @@ class HelloPlugin:
             async def hello_edge(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 if scope["type"] == "http" and scope["path"] == PING_PATH:
                     # Answered before Quart builds a request context: the cheapest response there is.
-                    await send({
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": [
-                            (b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(PING_BODY)).encode()),
-                        ],
-                    })
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": [
+                                (b"content-type", b"text/plain; charset=utf-8"),
+                                (b"content-length", str(len(PING_BODY)).encode()),
+                            ],
+                        }
+                    )
                     await send({"type": "http.response.body", "body": PING_BODY})
                     return
                 await inner(scope, receive, send)

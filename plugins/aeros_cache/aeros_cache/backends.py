@@ -50,6 +50,7 @@ def from_config(config: Mapping[str, Any] | None, accepted: tuple[str, ...], giv
             log.warning("cache configuration %s is not used by this backend", name)
     return values
 
+
 __all__ = ["CacheBackend", "SimpleCache", "FileSystemCache", "FilesystemCache", "RedisCache"]
 
 
@@ -98,8 +99,9 @@ class SimpleCache(CacheBackend):
 
     in_process = True
 
-    def __init__(self, threshold: int = 500, default_timeout: float = 300, *,
-                 config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, threshold: int = 500, default_timeout: float = 300, *, config: Mapping[str, Any] | None = None
+    ) -> None:
         if config:
             values = from_config(config, ("threshold", "default_timeout"), {})
             threshold = int(values.get("threshold", threshold))
@@ -173,9 +175,15 @@ class FileSystemCache(CacheBackend):
     All file work runs in a thread (``asyncio.to_thread``).
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None, threshold: int = 1000,
-                 default_timeout: float = 300, mode: int = 0o600, *,
-                 config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        threshold: int = 1000,
+        default_timeout: float = 300,
+        mode: int = 0o600,
+        *,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
         if config:
             values = from_config(config, ("directory", "threshold", "default_timeout"), {})
             directory = directory if directory is not None else values.get("directory")
@@ -401,8 +409,9 @@ class RedisCache(CacheBackend):
         if self.url:
             pool = aioredis.ConnectionPool.from_url(self.url, **options)
         else:
-            pool = aioredis.ConnectionPool(host=self.host, port=self.port, password=self.password, db=self.db,
-                                           **options)
+            pool = aioredis.ConnectionPool(
+                host=self.host, port=self.port, password=self.password, db=self.db, **options
+            )
         return aioredis.Redis(connection_pool=pool)
 
     def _client(self) -> Any:

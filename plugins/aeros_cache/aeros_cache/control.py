@@ -69,9 +69,16 @@ class CacheControl:
 
         kind = self.cache_type
         if kind is CacheTypes.NO_STORE:
-            given = [name for name, value in (("max_age", self.max_age), ("immutable", self.immutable or None),
-                                              ("stale_while_revalidate", self.stale_while_revalidate),
-                                              ("stale_if_error", self.stale_if_error)) if value is not None]
+            given = [
+                name
+                for name, value in (
+                    ("max_age", self.max_age),
+                    ("immutable", self.immutable or None),
+                    ("stale_while_revalidate", self.stale_while_revalidate),
+                    ("stale_if_error", self.stale_if_error),
+                )
+                if value is not None
+            ]
             if given:
                 raise ValueError(f"no-store forbids storing, so {', '.join(given)} contradicts it")
         if kind is CacheTypes.NO_CACHE and self.immutable:

@@ -39,7 +39,12 @@ class Guard:
             more = f" ({self._suppressed} more failures since the last warning)" if self._suppressed else ""
             log.warning(
                 "cache backend %s failed on %s: %s: %s; answering without the cache, retrying every %gs%s",
-                self.backend.describe(), operation, type(error).__name__, error, self.retry_after, more,
+                self.backend.describe(),
+                operation,
+                type(error).__name__,
+                error,
+                self.retry_after,
+                more,
             )
             self._last_warning = now
             self._suppressed = 0

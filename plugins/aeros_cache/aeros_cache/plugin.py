@@ -231,7 +231,9 @@ class CachePlugin:
 
     @hookimpl
     def aeros_options(self) -> list[Option]:
-        return [Option("cache", None, "server-side response cache: SimpleCache(), FileSystemCache(dir), RedisCache(...)")]
+        return [
+            Option("cache", None, "server-side response cache: SimpleCache(), FileSystemCache(dir), RedisCache(...)")
+        ]
 
     @hookimpl
     def aeros_app_init(self, app: Any, options: Mapping[str, Any]) -> None:
@@ -349,14 +351,18 @@ class CachePlugin:
         if credentials and not options.ignore_credentials:
             return None
         if options.unless is not None:
-            bypass = options.unless(view, **(request.view_args or {})) if options.unless_takes_args else options.unless()
+            bypass = (
+                options.unless(view, **(request.view_args or {})) if options.unless_takes_args else options.unless()
+            )
             if inspect.isawaitable(bypass):
                 bypass = await bypass
             if bypass:
                 return None
         if self.edge_active and options.edge_ok:
             self._remember(method, scope["path"], options, request)
-        key = state.key = base_key(options.view_id, options.prefix_for(scope["path"]), scope, options.query_string, host)
+        key = state.key = base_key(
+            options.view_id, options.prefix_for(scope["path"]), scope, options.query_string, host
+        )
         forced = False
         if options.forced_update is not None:
             forced = options.forced_update()
@@ -438,8 +444,11 @@ class CachePlugin:
 
     def _hit(self, entry: Entry, now: float, if_none_match: bytes | None) -> Response:
         if if_none_match is not None and entry.etag and etag_matches(if_none_match, entry.etag):
-            response = Response(b"", 304, headers=Headers([(k.decode("latin-1"), v.decode("latin-1"))
-                                                          for k, v in entry.not_modified_headers()]))
+            response = Response(
+                b"",
+                304,
+                headers=Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in entry.not_modified_headers()]),
+            )
             response.headers.pop("Content-Type", None)
             response.headers.pop("Content-Length", None)
         else:

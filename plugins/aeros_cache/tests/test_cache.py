@@ -172,7 +172,7 @@ def test_if_none_match_gets_304_without_the_view(serve: Any) -> None:
     app, calls = counting_app(timeout=60)
     server = serve(app)
     etag = httpx.get(server.url + "/count").headers["etag"]
-    for value in (etag, f'W/{etag}', f'"other", {etag}', "*"):
+    for value in (etag, f"W/{etag}", f'"other", {etag}', "*"):
         response = httpx.get(server.url + "/count", headers={"If-None-Match": value})
         assert response.status_code == 304, value
         assert response.content == b""
@@ -297,8 +297,12 @@ def test_unless_and_forced_update(serve: Any) -> None:
     calls = []
 
     @app.route("/u")
-    @app.cache(timeout=60, unless=lambda: request.args.get("fresh") == "1",
-               forced_update=lambda: request.args.get("refresh") == "1", query_string=False)
+    @app.cache(
+        timeout=60,
+        unless=lambda: request.args.get("fresh") == "1",
+        forced_update=lambda: request.args.get("refresh") == "1",
+        query_string=False,
+    )
     async def u() -> str:
         calls.append(1)
         return str(len(calls))
@@ -408,8 +412,14 @@ def test_flask_caching_config_names_still_work(tmp_path: Any) -> None:
     assert (simple.threshold, simple.default_timeout) == (7, 9)
     files = FileSystemCache(config={"CACHE_DIR": str(tmp_path), "CACHE_DEFAULT_TIMEOUT": 5})
     assert (files.directory, files.default_timeout) == (str(tmp_path), 5)
-    redis = RedisCache(config={"CACHE_REDIS_HOST": "10.0.0.1", "CACHE_REDIS_PORT": 6380, "CACHE_REDIS_DB": 2,
-                               "CACHE_KEY_PREFIX": "app:"})
+    redis = RedisCache(
+        config={
+            "CACHE_REDIS_HOST": "10.0.0.1",
+            "CACHE_REDIS_PORT": 6380,
+            "CACHE_REDIS_DB": 2,
+            "CACHE_KEY_PREFIX": "app:",
+        }
+    )
     assert (redis.host, redis.port, redis.db, redis.key_prefix) == ("10.0.0.1", 6380, 2, "app:")
     with pytest.raises(TypeError, match="directory"):
         FileSystemCache()

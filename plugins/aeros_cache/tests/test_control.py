@@ -24,7 +24,10 @@ from aeros import CacheControl, CacheTypes, SimpleCache, WebServer
         ((CacheTypes.PUBLIC, 86400, True), "public, max-age=86400, immutable"),
         ((CacheTypes.PUBLIC, 60, False, True), "public, max-age=60, no-transform"),
         ((CacheTypes.NO_STORE, None, False, True), "no-store, no-transform"),
-        ((CacheTypes.PUBLIC, 60, False, False, 30, 600), "public, max-age=60, stale-while-revalidate=30, stale-if-error=600"),
+        (
+            (CacheTypes.PUBLIC, 60, False, False, 30, 600),
+            "public, max-age=60, stale-while-revalidate=30, stale-if-error=600",
+        ),
         ((CacheTypes.PUBLIC, 60, False, False, None, False), "public, max-age=60"),
     ],
 )

@@ -39,8 +39,27 @@ THROUGHPUT: dict[str, dict[int, float]] = {
     "isal": {1: 1045, 2: 1045, 3: 982},  # by the Gzip level, mapped as in _ISAL_LEVEL
     "zlib-ng": {1: 786, 2: 579, 3: 400, 4: 196, 5: 170, 6: 148, 7: 110, 8: 90, 9: 72},
     "br": {0: 812, 1: 547, 2: 341, 3: 250, 4: 165, 5: 89, 6: 78, 7: 30, 8: 15, 9: 5, 10: 2, 11: 1},
-    "zstd": {1: 574, 2: 570, 3: 561, 4: 400, 5: 250, 6: 174, 7: 140, 8: 110, 9: 90, 10: 72,
-             11: 50, 12: 40, 13: 20, 14: 15, 15: 10, 16: 8, 17: 6, 18: 4, 19: 3},
+    "zstd": {
+        1: 574,
+        2: 570,
+        3: 561,
+        4: 400,
+        5: 250,
+        6: 174,
+        7: 140,
+        8: 110,
+        9: 90,
+        10: 72,
+        11: 50,
+        12: 40,
+        13: 20,
+        14: 15,
+        15: 10,
+        16: 8,
+        17: 6,
+        18: 4,
+        19: 3,
+    },
 }
 THROUGHPUT["gzip"] = THROUGHPUT["zlib"]
 
@@ -121,8 +140,7 @@ def _require(module: str, owner: str, extra: str) -> Any:
         return importlib.import_module(module)
     except ImportError as error:
         raise MissingCodecError(
-            f"{owner}() needs the {module.split('.')[0]} package, which is not installed:"
-            f" pip install 'aeros[{extra}]'"
+            f"{owner}() needs the {module.split('.')[0]} package, which is not installed: pip install 'aeros[{extra}]'"
         ) from error
 
 
@@ -234,14 +252,16 @@ class Gzip(Algorithm):
         if backend == "isal" or (backend is None and level in _ISAL_LEVEL):
             if backend == "isal" and level not in _ISAL_LEVEL:
                 raise ValueError(f"the isal backend serves levels 1-3, not {level}")
-            module = _require("isal.isal_zlib", "Gzip(backend='isal')", "speed") if backend else _optional(
-                "isal.isal_zlib"
+            module = (
+                _require("isal.isal_zlib", "Gzip(backend='isal')", "speed") if backend else _optional("isal.isal_zlib")
             )
             if module is not None:
                 return "isal", module, _ISAL_LEVEL[level]
         if backend == "zlib-ng" or (backend is None and level > 0):
-            module = _require("zlib_ng.zlib_ng", "Gzip(backend='zlib-ng')", "speed") if backend else _optional(
-                "zlib_ng.zlib_ng"
+            module = (
+                _require("zlib_ng.zlib_ng", "Gzip(backend='zlib-ng')", "speed")
+                if backend
+                else _optional("zlib_ng.zlib_ng")
             )
             if module is not None:
                 return "zlib-ng", module, level

@@ -225,8 +225,19 @@ class _Exchange:
     """One HTTP request/response passing through the middleware."""
 
     __slots__ = (
-        "mw", "scope", "downstream", "ranking", "if_none_match", "mode",
-        "algorithm", "start", "parts", "size", "stream", "etag", "vary_done",
+        "mw",
+        "scope",
+        "downstream",
+        "ranking",
+        "if_none_match",
+        "mode",
+        "algorithm",
+        "start",
+        "parts",
+        "size",
+        "stream",
+        "etag",
+        "vary_done",
     )
 
     def __init__(

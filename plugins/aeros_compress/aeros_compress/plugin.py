@@ -25,9 +25,7 @@ def normalize(value: Any) -> tuple[Algorithm, ...]:
     if isinstance(value, type) and issubclass(value, Algorithm):
         raise TypeError(f"compression= takes an instance: compression={value.__name__}(), not {value.__name__}")
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(
-            f"compression= takes Gzip(), Br(), Zstd() or a list of them, got {value!r}"
-        )
+        raise TypeError(f"compression= takes Gzip(), Br(), Zstd() or a list of them, got {value!r}")
     algorithms = tuple(value)
     seen: set[str] = set()
     for algorithm in algorithms:

@@ -59,7 +59,9 @@ def client() -> Iterator[httpx.Client]:
         yield client
 
 
-def get(client: httpx.Client, url: str, accept: str | None = None, method: str = "GET", **headers: str) -> tuple[httpx.Response, bytes]:
+def get(
+    client: httpx.Client, url: str, accept: str | None = None, method: str = "GET", **headers: str
+) -> tuple[httpx.Response, bytes]:
     """Fetch ``url`` with this Accept-Encoding; return the response and its raw (undecoded) body."""
     sent = {k.replace("_", "-"): v for k, v in headers.items()}
     if accept is not None:

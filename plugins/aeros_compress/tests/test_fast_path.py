@@ -23,8 +23,10 @@ class IterableHeaders:
         async def raw(scope: dict, receive: Any, send: Any) -> None:
             if scope["type"] == "http" and scope["path"] == "/raw-generator-headers":
                 body = b"raw body " * 100
-                headers = ((name, value) for name, value in [(b"content-type", b"text/plain"),
-                                                             (b"content-length", str(len(body)).encode())])
+                headers = (
+                    (name, value)
+                    for name, value in [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+                )
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
@@ -79,7 +81,9 @@ def make_app(doc: bytes) -> WebServer:
         ("gzip, br", "HEAD", {}),
     ],
 )
-def test_identity_path_keeps_every_rule(serve: Any, fetch: Any, doc: bytes, accept: Any, method: str, headers: dict) -> None:
+def test_identity_path_keeps_every_rule(
+    serve: Any, fetch: Any, doc: bytes, accept: Any, method: str, headers: dict
+) -> None:
     server = serve(make_app(doc))
     expect = (lambda body: b"") if method == "HEAD" else (lambda body: body)
 

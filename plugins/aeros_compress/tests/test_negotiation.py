@@ -99,7 +99,9 @@ def test_several_accept_encoding_lines_are_one_list(serve: Any, doc: bytes, deco
     server = serve(json_app(doc, [Br(), Gzip()]))
     with httpx.Client(timeout=10) as client:
         del client.headers["accept-encoding"]
-        request = client.build_request("GET", server.url + "/doc", headers=[("Accept-Encoding", "br;q=0"), ("Accept-Encoding", "gzip")])
+        request = client.build_request(
+            "GET", server.url + "/doc", headers=[("Accept-Encoding", "br;q=0"), ("Accept-Encoding", "gzip")]
+        )
         response = client.send(request, stream=True)
         body = b"".join(response.iter_raw())
         response.close()

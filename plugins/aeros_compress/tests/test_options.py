@@ -14,9 +14,7 @@ from aeros import WebServer
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60)
 
 
 def test_public_names_from_aeros() -> None:
@@ -138,8 +136,15 @@ def test_mimetype_patterns() -> None:
     from aeros import Gzip
 
     matches = Gzip().matches
-    for mimetype in ("text/html", "text/event-stream", "application/json", "application/ld+json",
-                     "application/atom+xml", "image/svg+xml", "application/javascript"):
+    for mimetype in (
+        "text/html",
+        "text/event-stream",
+        "application/json",
+        "application/ld+json",
+        "application/atom+xml",
+        "image/svg+xml",
+        "application/javascript",
+    ):
         assert matches(mimetype), mimetype
     for mimetype in ("image/png", "application/octet-stream", "video/mp4", "application/zip", "font/woff2"):
         assert not matches(mimetype), mimetype

@@ -120,7 +120,8 @@ def test_curl_compressed_reads_the_page(serve: Any, doc: bytes) -> None:
     server = serve(make_app(doc))
     done = subprocess.run(
         [binary, "--compressed", "-sS", "--max-time", "10", "-D", "-", server.url + "/data"],
-        capture_output=True, timeout=30,
+        capture_output=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
     head, _, body = done.stdout.partition(b"\r\n\r\n")
@@ -134,7 +135,8 @@ def test_curl_reads_the_first_event_while_the_stream_is_open(serve: Any) -> None
     server = serve(make_app(b"{}"))
     process = subprocess.Popen(
         [binary, "--compressed", "-sS", "-N", "--max-time", "15", server.url + "/events"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         received = b""
@@ -179,10 +181,24 @@ def test_browser_reads_compressed_page_json_and_events(serve: Any, doc: bytes, t
     app.config["GATE_SECONDS"] = 1  # the browser closes the stream itself after event 1
     server = serve(app)
     command = [
-        binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-        "--no-proxy-server", "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-extensions", "--disable-default-apps",
-        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", server.url + "/",
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-proxy-server",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        server.url + "/",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=90)
     match = re.search(r"RESULT\[(.*?)\]", done.stdout)

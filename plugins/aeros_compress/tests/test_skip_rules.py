@@ -38,8 +38,12 @@ def make_app(doc: bytes, compression: Any = None) -> WebServer:
 
     @app.route("/partial")
     async def partial() -> Response:
-        return Response(doc[:1000], status=206, content_type="application/json",
-                        headers={"Content-Range": f"bytes 0-999/{len(doc)}"})
+        return Response(
+            doc[:1000],
+            status=206,
+            content_type="application/json",
+            headers={"Content-Range": f"bytes 0-999/{len(doc)}"},
+        )
 
     @app.route("/ranged")
     async def ranged() -> Response:

@@ -11,8 +11,8 @@ from quart import Response
 
 from aeros import AsgiWrapper, Br, Gzip, Stage, WebServer, Zstd, hookimpl
 
-EVENT_1 = b"event: tick\ndata: {\"n\": 1, \"text\": \"first event\"}\n\n"
-EVENT_2 = b"event: tick\ndata: {\"n\": 2, \"text\": \"second event\"}\n\n"
+EVENT_1 = b'event: tick\ndata: {"n": 1, "text": "first event"}\n\n'
+EVENT_2 = b'event: tick\ndata: {"n": 2, "text": "second event"}\n\n'
 
 
 def make_app(compression: Any) -> WebServer:
@@ -60,8 +60,9 @@ def make_app(compression: Any) -> WebServer:
             for part in parts:
                 yield part
 
-        return Response(stream(), content_type="application/x-ndjson",
-                        headers={"Content-Length": str(sum(map(len, parts)))})
+        return Response(
+            stream(), content_type="application/x-ndjson", headers={"Content-Length": str(sum(map(len, parts)))}
+        )
 
     @app.route("/huge")
     async def huge() -> Response:
@@ -143,8 +144,13 @@ class RawAnswers:
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": b"raw body " * 100})
             elif path == "/raw-unfinished":  # ends without the final body message
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"900")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-type", b"text/plain"), (b"content-length", b"900")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b"raw body " * 100, "more_body": True})
             else:
                 await inner(scope, receive, send)

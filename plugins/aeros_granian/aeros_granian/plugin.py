@@ -30,8 +30,13 @@ KILL_GRACE = 2.0  # seconds granian gets to wind down after the requests in flig
 #: Keywords of ``granian.server.embed.Server`` that the runner owns (refused in ``run()``).
 RUNNER_OWNED = frozenset({"target", "address", "port", "uds", "interface", "factory", "log_enabled"})
 
-_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
-           logging.ERROR: "error", logging.CRITICAL: "critical"}
+_LEVELS = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
 
 
 def _route_granian_logs() -> None:
@@ -152,8 +157,7 @@ class GranianBackend:
         if done:
             return
         log = logging.getLogger(SERVER_LOGGER)
-        log.warning("granian: %d request(s) still running after %ss, cancelled", len(in_flight.tasks),
-                    graceful_timeout)
+        log.warning("granian: %d request(s) still running after %ss, cancelled", len(in_flight.tasks), graceful_timeout)
         in_flight.cancel()
         done, _ = await asyncio.wait({serving}, timeout=KILL_GRACE)
         if not done:

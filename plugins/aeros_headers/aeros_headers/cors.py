@@ -241,11 +241,15 @@ class Cors:
 
 def _refused(reason: str, vary: RawHeader) -> tuple[int, list[RawHeader], bytes]:
     body = f"403 Forbidden: CORS preflight refused: {reason}.\n".encode("utf-8", "replace")
-    return 403, [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        vary,
-    ], body
+    return (
+        403,
+        [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            vary,
+        ],
+        body,
+    )
 
 
 def route_policy(view: Any) -> Optional[Cors]:

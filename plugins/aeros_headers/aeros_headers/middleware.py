@@ -73,7 +73,7 @@ class RouteIndex:
         path = scope["path"]
         root = scope.get("root_path") or ""
         if root and path.startswith(root):
-            path = path[len(root):] or "/"
+            path = path[len(root) :] or "/"
         try:
             adapter = self.app.url_map.bind(
                 host or "localhost",

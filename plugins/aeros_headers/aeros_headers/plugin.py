@@ -32,7 +32,11 @@ class HeadersPlugin:
         return [
             Option("global_headers", None, "headers added to every response: {'Name': 'value'}"),
             Option("cors", None, "CORS policy: True, {'origins': [...], 'credentials': ...} or Cors(...)"),
-            Option("security_headers", False, "True or a dict of overrides: nosniff, Referrer-Policy, X-Frame-Options, HSTS"),
+            Option(
+                "security_headers",
+                False,
+                "True or a dict of overrides: nosniff, Referrer-Policy, X-Frame-Options, HSTS",
+            ),
         ]
 
     @hookimpl

@@ -32,7 +32,9 @@ def security_headers(setting: SecuritySetting) -> tuple[list[RawHeader], list[Ra
     """
     if setting is None or setting is False:
         return [], []
-    values: dict[str, tuple[str, Any]] = {name.lower(): (name, value) for name, value in DEFAULT_SECURITY_HEADERS.items()}
+    values: dict[str, tuple[str, Any]] = {
+        name.lower(): (name, value) for name, value in DEFAULT_SECURITY_HEADERS.items()
+    }
     force_hsts = False
     if setting is not True:
         if not isinstance(setting, Mapping):

@@ -95,7 +95,9 @@ def run_chromium(binary: str, url: str, profile: Path) -> str:
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=90)
     match = re.search(r"RESULT\[(.*?)\]", done.stdout)
-    assert match, f"chromium exited {done.returncode} without a result; stdout={done.stdout[-2000:]!r} stderr={done.stderr[-2000:]!r}"
+    assert match, (
+        f"chromium exited {done.returncode} without a result; stdout={done.stdout[-2000:]!r} stderr={done.stderr[-2000:]!r}"
+    )
     return match.group(1)
 
 
@@ -112,7 +114,9 @@ def test_browser_cross_origin_fetch_allowed_and_blocked(serve, tmp_path):
     allowed_origin = f"http://127.0.0.1:{allowed_page.port}"
     blocked_origin = f"http://127.0.0.1:{blocked_page.port}"
 
-    api = WebServer(__name__, cors={"origins": [allowed_origin], "methods": ["GET", "PUT"], "headers": ["x-token", "content-type"]})
+    api = WebServer(
+        __name__, cors={"origins": [allowed_origin], "methods": ["GET", "PUT"], "headers": ["x-token", "content-type"]}
+    )
 
     @api.route("/data", methods=["GET", "PUT"])
     async def data():
@@ -137,4 +141,3 @@ def test_browser_cross_origin_fetch_allowed_and_blocked(serve, tmp_path):
     assert hits.get(f"GET {blocked_origin}") == 1
     assert f"PUT {blocked_origin}" not in hits
     assert hits.get(f"PUT {allowed_origin}") == 1
-

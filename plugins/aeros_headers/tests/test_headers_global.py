@@ -25,7 +25,9 @@ class EdgeCache:
         def wrap(inner):
             async def edge(scope, receive, send):
                 if scope["type"] == "http" and scope["path"] == "/cached":
-                    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+                    )
                     await send({"type": "http.response.body", "body": b"from the cache"})
                     return
                 await inner(scope, receive, send)
@@ -152,9 +154,7 @@ def test_real_cache_hits_at_the_edge_get_global_and_per_origin_cors_headers(serv
     and CORS headers follow each request's own origin, never the stored response's."""
     cache_plugin = pytest.importorskip("aeros_cache")
     origins = ["https://one.example", "https://two.example", "https://three.example", "https://evil.example"]
-    app = WebServer(
-        __name__, cache=cache_plugin.SimpleCache(), global_headers=GLOBAL, cors={"origins": origins[:3]}
-    )
+    app = WebServer(__name__, cache=cache_plugin.SimpleCache(), global_headers=GLOBAL, cors={"origins": origins[:3]})
     calls = []
 
     @app.route("/count")

@@ -79,7 +79,9 @@ class RequestPlugin:
         register = app.add_url_rule
         injector = self._inject
 
-        def add_url_rule(rule: str, endpoint: Optional[str] = None, view_func: Any = None, *args: Any, **kwargs: Any) -> Any:
+        def add_url_rule(
+            rule: str, endpoint: Optional[str] = None, view_func: Any = None, *args: Any, **kwargs: Any
+        ) -> Any:
             # Hand Quart the wrapper, so its "same endpoint, other function" check compares wrappers.
             return register(rule, endpoint, injector(view_func), *args, **kwargs)
 

@@ -81,15 +81,15 @@ async def test_200_concurrent_requests_each_see_their_own_values(server):
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
 
     async def one(client: httpx.AsyncClient, i: int) -> tuple[int, dict]:
-        response = await client.get(
-            "/echo", params={"i": str(i)}, headers={"X-I": str(i), "Cookie": f"i={i}"}
-        )
+        response = await client.get("/echo", params={"i": str(i)}, headers={"X-I": str(i), "Cookie": f"i={i}"})
         assert response.status_code == 200, response.text
         return i, response.json()
 
     async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as client:
         results = await asyncio.gather(*(one(client, i) for i in range(200)))
-    wrong = [(i, seen) for i, seen in results if seen != {"first": [str(i)] * 4, "second": [str(i)] * 4, "last": str(i)}]
+    wrong = [
+        (i, seen) for i, seen in results if seen != {"first": [str(i)] * 4, "second": [str(i)] * 4, "last": str(i)}
+    ]
     assert not wrong, f"{len(wrong)} requests saw another request's values, e.g. {wrong[:3]}"
 
 

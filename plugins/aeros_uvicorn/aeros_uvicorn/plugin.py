@@ -21,7 +21,6 @@ from aeros_core.runner.logs import SERVER_LOGGER, route_to_server_log
 from aeros_core.runner.settings import ServerSettings
 
 
-
 def _route_uvicorn_logs() -> None:
     """Send ``uvicorn.error`` through aeros's server log, at that log's level."""
     uvicorn_log = route_to_server_log("uvicorn.error")
