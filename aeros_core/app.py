@@ -18,7 +18,9 @@ from .pipeline import ASGIApp, AsgiWrapper, RequestPipeline, collect, compose_as
 from .plugins import PluginInfo, PluginLoadError, disabled_names, load_plugins, new_manager
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .runner.settings import ServerSettings
+    from typing_extensions import Unpack
+
+    from .runner.settings import RunOptions, ServerSettings, ThreadRunOptions
     from .runner.thread import ThreadedServer
 
 log = logging.getLogger("aeros")
@@ -52,8 +54,8 @@ class WebServer(Quart):
     def __init__(
         self,
         import_name: str,
-        host: str = "127.0.0.1",
-        port: int = 8000,
+        host: str | None = None,
+        port: int | None = None,
         logging_level: int | str = "INFO",
         *,
         disable_plugins: Iterable[str] | None = None,
@@ -62,8 +64,10 @@ class WebServer(Quart):
     ) -> None:
         quart_keywords = {name: options.pop(name) for name in list(options) if name in _QUART_KEYWORDS}
         super().__init__(import_name, **quart_keywords)
-        self.host = host
-        self.port = port
+        #: the address given here counts as given in code for run() (over ``AEROS_HOST``/``AEROS_PORT``)
+        self._given_address = {name: value for name, value in (("host", host), ("port", port)) if value is not None}
+        self.host: str = host if host is not None else "127.0.0.1"
+        self.port: int = port if port is not None else 8000
         self.logging_level = logging_level
         self.logger.setLevel(logging_level)
         self._request_pipeline: RequestPipeline | None = None
@@ -164,68 +168,48 @@ class WebServer(Quart):
         self,
         host: str | None = None,
         port: int | None = None,
-        workers: int = 1,
-        log_level: int | str = "INFO",
-        access_log_to_std: bool = True,
-        access_log_file: str | None = None,
-        traceback: bool = True,
-        soft_limit: int | None = None,
-        hard_limit: int | None = None,
-        certfile: str | None = None,
-        keyfile: str | None = None,
-        reload: bool = False,
-        graceful_timeout: float = 10,
-        server: str = "hypercorn",
-        **backend_options: Any,
+        **keywords: Unpack[RunOptions],
     ) -> None:
         """Serve the app until SIGINT/SIGTERM; ``workers > 1`` starts supervised processes.
 
         Blocks. Logs ``Running on http://HOST:PORT``. On SIGINT/SIGTERM stops accepting,
         lets requests in flight finish within ``graceful_timeout`` seconds, and returns; a
-        second SIGINT stops at once. See the README for every keyword.
+        second SIGINT stops at once. The keywords are the fields of
+        :class:`~aeros_core.runner.settings.ServerSettings` (``workers``, ``graceful_timeout``,
+        ``keep_alive_timeout``...; each also read from ``AEROS_<NAME>``); other keywords go to
+        the server backend's own configuration. See docs/getting-started.md for every keyword.
         """
         from .runner import run
 
-        run(self, **self._settings_keywords(locals()))
+        run(self, self._run_keywords(host, port, keywords))
 
     def run_in_thread(
         self,
         host: str | None = None,
         port: int | None = 0,
-        log_level: int | str = "INFO",
-        access_log_to_std: bool = True,
-        access_log_file: str | None = None,
-        traceback: bool = True,
-        soft_limit: int | None = None,
-        hard_limit: int | None = None,
-        certfile: str | None = None,
-        keyfile: str | None = None,
-        graceful_timeout: float = 10,
-        server: str = "hypercorn",
-        **backend_options: Any,
+        **keywords: Unpack[ThreadRunOptions],
     ) -> "ThreadedServer":
         """Serve the app from a background thread; returns once the socket listens.
 
-        ``port=0`` picks a free port. The result has ``.url``, ``.port``, ``.stop(timeout)``
-        and works as a context manager.
+        ``port=0`` picks a free port. Takes the keywords of :meth:`run` except the
+        supervisor's (``workers``, ``reload``, ``worker_timeout``, ``max_requests``...). The
+        result has ``.url``, ``.port``, ``.stop(timeout)`` and works as a context manager.
         """
         from .runner.thread import start_in_thread
 
-        return start_in_thread(self, **self._settings_keywords(locals()))
+        return start_in_thread(self, self._run_keywords(host, port, keywords))
 
     def run_server(self, *args: Any, **kwargs: Any) -> None:
         """The original Aeros name of :meth:`run`. Deprecated."""
         warnings.warn("run_server() is deprecated; use run()", DeprecationWarning, stacklevel=2)
         self.run(*args, **kwargs)
 
-    def _settings_keywords(self, given: dict[str, Any]) -> dict[str, Any]:
-        from .runner.settings import ServerSettings
-
-        fields = ServerSettings.__dataclass_fields__
-        keywords = {name: value for name, value in given.items() if name in fields}
-        keywords["backend_options"] = dict(given.get("backend_options") or {})
-        if keywords["host"] is None:
-            keywords["host"] = self.host
-        if keywords["port"] is None:
-            keywords["port"] = self.port
-        return keywords
+    def _run_keywords(self, host: str | None, port: int | None, keywords: Mapping[str, Any]) -> dict[str, Any]:
+        """The keywords given in code: run()'s, over the host and port given to the constructor."""
+        given = dict(self._given_address)
+        if host is not None:
+            given["host"] = host
+        if port is not None:
+            given["port"] = port
+        given.update(keywords)
+        return given

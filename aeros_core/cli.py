@@ -7,9 +7,11 @@ import importlib
 import json
 import os
 import sys
+from dataclasses import MISSING
 from typing import Any, Sequence
 
 from .plugins import PluginLoadError, discover, load_entry_point
+from .runner.settings import ServerSettings, parse_bool
 
 
 def load_app(target: str) -> Any:
@@ -26,18 +28,8 @@ def load_app(target: str) -> Any:
 
 def command_run(args: argparse.Namespace) -> int:
     app = load_app(args.target)
-    app.run(
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        access_log_file=args.access_log,
-        access_log_to_std=not args.no_access_log,
-        reload=args.reload,
-        server=args.server,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
-    )
+    given = {name: getattr(args, name) for name in ServerSettings.keywords() if hasattr(args, name)}
+    app.run(**given)
     return 0
 
 
@@ -67,22 +59,47 @@ def command_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the original flags, kept: --access-log FILE, --no-access-log
+ALIASES = {"access_log_file": ["--access-log"], "access_log_to_std": []}
+
+
+def add_settings_flags(run: argparse.ArgumentParser) -> None:
+    """One ``--kebab-case`` flag per run() keyword of :class:`ServerSettings`, help naming its variable."""
+    for name, spec in ServerSettings.keywords().items():
+        flag = "--" + name.replace("_", "-")
+        default = spec.default if spec.default is not MISSING else spec.default_factory()
+        help = f"{spec.metadata['help'].replace('%', '%%')} (default: {default!r}; env {ServerSettings.env_name(name)})"
+        flags = [flag, *ALIASES.get(name, [])]
+        if spec.metadata["parse"] is parse_bool:
+            run.add_argument(
+                *flags, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help
+            )
+        else:
+            metavar = name.upper()
+            run.add_argument(
+                *flags, dest=name, type=spec.metadata["parse"], default=argparse.SUPPRESS, metavar=metavar, help=help
+            )
+    run.add_argument(
+        "--no-access-log",
+        dest="access_log_to_std",
+        action="store_false",
+        default=argparse.SUPPRESS,
+        help="do not write the access log to standard output",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="aeros", description="Run aeros apps and list aeros plugins.")
     commands = top.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="serve an app: aeros run module:app")
+    run = commands.add_parser(
+        "run",
+        help="serve an app: aeros run module:app",
+        description="Serve an app. Every flag also reads from its AEROS_<NAME> environment variable;"
+        " precedence: flag > keyword in code > environment variable > default.",
+    )
     run.add_argument("target", help="module:attribute of the WebServer (attribute defaults to 'app')")
-    run.add_argument("--host", default=None)
-    run.add_argument("--port", type=int, default=None)
-    run.add_argument("--workers", type=int, default=1)
-    run.add_argument("--log-level", default="INFO")
-    run.add_argument("--access-log", default=None, metavar="FILE", help="also write the access log to FILE")
-    run.add_argument("--no-access-log", action="store_true", help="do not write the access log to stdout")
-    run.add_argument("--reload", action="store_true", help="restart on source changes (development)")
-    run.add_argument("--server", default="hypercorn", help="server backend (default: hypercorn)")
-    run.add_argument("--certfile", default=None)
-    run.add_argument("--keyfile", default=None)
+    add_settings_flags(run)
     run.set_defaults(handler=command_run)
 
     plugins = commands.add_parser("plugins", help="list the discovered plugins")

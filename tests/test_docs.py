@@ -141,12 +141,9 @@ def page_text(page: Path) -> str:
 
 def test_every_keyword_of_run_is_documented():
     documented = page_text(DOCS / "getting-started.md")
-    for name, parameter in inspect.signature(WebServer.run).parameters.items():
-        if name == "self" or parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            continue
+    for name in ServerSettings.keywords():
         assert f"{name}=" in documented, f"app.run({name}=...) is not in docs/getting-started.md"
-    for name in inspect.signature(WebServer.run_in_thread).parameters:
-        assert name in inspect.signature(WebServer.run).parameters, f"run_in_thread({name}=) is not a run keyword"
+    assert set(ServerSettings.keywords(thread=True)) < set(ServerSettings.keywords())
 
 
 def test_every_first_party_plugin_keyword_is_on_its_page():
@@ -327,3 +324,13 @@ def test_mkdocs_build_strict(tmp_path: Path):
     hook_reference = (tmp_path / "site" / "reference" / "hookspecs" / "index.html").read_text()
     for name in hookspec_signatures():
         assert name in hook_reference, f"the API reference lacks {name}"
+
+
+def test_the_typed_run_keywords_are_the_settings():
+    from aeros_core.runner.settings import RunOptions, ThreadRunOptions
+
+    assert set(RunOptions.__annotations__) | {"host", "port"} == {*ServerSettings.keywords(), "backend_options"}
+    assert set(ThreadRunOptions.__annotations__) == {*ServerSettings.keywords(thread=True), "backend_options"} - {
+        "host",
+        "port",
+    }

@@ -23,8 +23,8 @@ class HypercornBackend:
         config = Config()
         config.graceful_timeout = settings.graceful_timeout
         config.include_server_header = settings.include_server_header
-        config.h11_max_incomplete_size = settings.max_header_size
-        config.h2_max_header_list_size = settings.max_header_size
+        config.h11_max_incomplete_size = settings.max_head_size
+        config.h2_max_header_list_size = settings.max_head_size
         config.keep_alive_timeout = settings.keep_alive_timeout
         config.backlog = settings.backlog
         config.accesslog = None  # the access-log plugin logs, whatever the backend

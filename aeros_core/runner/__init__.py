@@ -14,9 +14,10 @@ from .sockets import bind_per_worker, url_of
 log = logging.getLogger("aeros")
 
 
-def prepare(app: Any, keywords: dict[str, Any]) -> ServerSettings:
-    """Settings from ``run``'s keywords, adjusted by plugins, with logging configured."""
-    settings = ServerSettings(**keywords)
+def prepare(app: Any, keywords: dict[str, Any], thread: bool = False) -> ServerSettings:
+    """Settings from the keywords given in code, the environment and the defaults, adjusted by
+    plugins, with logging configured."""
+    settings = ServerSettings.resolve(keywords, thread=thread)
     app.plugin_manager.hook.aeros_server_config(app=app, settings=settings)
     from .serve import backend_for
 
@@ -25,7 +26,7 @@ def prepare(app: Any, keywords: dict[str, Any]) -> ServerSettings:
     return settings
 
 
-def run(app: Any, **keywords: Any) -> None:
+def run(app: Any, keywords: dict[str, Any]) -> None:
     """``app.run(...)``: serve until SIGINT/SIGTERM (see ``WebServer.run``)."""
     try:
         asyncio.get_running_loop()
@@ -36,11 +37,10 @@ def run(app: Any, **keywords: Any) -> None:
 
     from . import reload
 
-    if keywords.get("reload") and not reload.is_child():
-        settings = prepare(app, keywords)
+    settings = prepare(app, keywords)
+    if settings.reload and not reload.is_child():
         raise SystemExit(reload.supervise(settings))
 
-    settings = prepare(app, keywords)
     sockets = bind_per_worker(settings)
     log.info(
         "Running on %s (server: %s, workers: %d, pid %d)",

@@ -83,8 +83,8 @@ class ThreadedServer:
         return f"<ThreadedServer {self.url} {'running' if self.running else 'stopped'}>"
 
 
-def start_in_thread(app: Any, **keywords: Any) -> ThreadedServer:
+def start_in_thread(app: Any, keywords: dict[str, Any]) -> ThreadedServer:
     from . import prepare
 
-    settings = prepare(app, keywords)
+    settings = prepare(app, keywords, thread=True)
     return ThreadedServer(app, settings).start()

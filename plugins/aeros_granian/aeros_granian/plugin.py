@@ -75,7 +75,7 @@ class GranianBackend:
             "http": HTTPModes.auto if settings.tls else HTTPModes.http1,
             "backlog": settings.backlog,
             "runtime_threads": 1,
-            "http1_settings": HTTP1Settings(max_buffer_size=max(settings.max_header_size, MIN_BUFFER)),
+            "http1_settings": HTTP1Settings(max_buffer_size=max(settings.max_head_size, MIN_BUFFER)),
             "log_level": _granian_level(),
             # granian configures its loggers with dictConfig; incremental, so that the
             # handlers aeros (and the user) configured are not closed.

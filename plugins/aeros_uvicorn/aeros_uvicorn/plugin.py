@@ -54,7 +54,7 @@ class UvicornBackend:
             "backlog": settings.backlog,
             "timeout_keep_alive": settings.keep_alive_timeout,
             "timeout_graceful_shutdown": settings.graceful_timeout,
-            "h11_max_incomplete_event_size": settings.max_header_size,
+            "h11_max_incomplete_event_size": settings.max_head_size,
         }
         if settings.tls:
             keywords["ssl_certfile"] = settings.certfile

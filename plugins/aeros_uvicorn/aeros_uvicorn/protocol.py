@@ -2,7 +2,7 @@
 
 uvicorn's httptools protocol accepts request heads of any size; Hypercorn (and uvicorn's
 h11 protocol) refuse heads beyond a limit. This subclass applies the runner's
-``max_header_size`` (passed as ``h11_max_incomplete_event_size``) and answers 431.
+``max_head_size`` (passed as ``h11_max_incomplete_event_size``) and answers 431.
 
 It also writes through :class:`aeros_core.runner.coalesce.CoalescingTransport`: uvicorn
 writes a response's head and body with two ``send()`` calls, this sends them with one.
