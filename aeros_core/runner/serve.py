@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
 from ..catalog import KNOWN_BACKENDS
 from .backend import ServerBackend
+from .lifecycle import Lifecycle, Phase
 from .settings import ServerSettings
 
 log = logging.getLogger("aeros")
@@ -63,7 +65,27 @@ async def serve(
     stop: asyncio.Event,
     on_started: Callable[[], None] = lambda: None,
 ) -> None:
-    """Serve ``app`` on ``sockets`` with the configured backend until ``stop`` is set."""
+    """Serve ``app`` on ``sockets`` with the configured backend until ``stop`` is set.
+
+    Gives the server its own :class:`~aeros_core.runner.lifecycle.Lifecycle` (``settings.lifecycle``).
+    """
+    lifecycle = Lifecycle()
+    settings = replace(settings, lifecycle=lifecycle)
     backend = backend_for(app, settings.server)
-    entry = announce_startup(app.asgi_entry(settings), on_started)
-    await backend.serve(entry, settings, sockets, stop.wait)
+
+    def started() -> None:
+        lifecycle.advance(Phase.SERVING)
+        on_started()
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        lifecycle.advance(Phase.DRAINING)
+        if settings.drain_delay:
+            await asyncio.sleep(settings.drain_delay)  # the load balancer sees ready_path 503 meanwhile
+        lifecycle.advance(Phase.CLOSING)
+
+    entry = announce_startup(app.asgi_entry(settings), started)
+    try:
+        await backend.serve(entry, settings, sockets, shutdown_trigger)
+    finally:
+        lifecycle.advance(Phase.STOPPED)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TypedDict
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..app import WebServer
+    from .lifecycle import Lifecycle
 
 ENV_PREFIX = "AEROS_"
 
@@ -125,6 +126,8 @@ class ServerSettings:
     )
     #: settings of the backend itself (Hypercorn's ``Config`` names...), from run()'s other keywords
     backend_options: dict[str, Any] = field(default_factory=dict)
+    #: the serving state of the server these settings serve, set by ``serve()`` in the serving process
+    lifecycle: Lifecycle | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("trusted_proxies", "bind"):
