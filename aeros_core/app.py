@@ -108,7 +108,7 @@ class WebServer(Quart):
 
     def asgi_entry(self, settings: "ServerSettings") -> ASGIApp:
         """The ASGI callable a server should serve: ``asgi_app`` inside the plugins' wrappers."""
-        self.request_pipeline  # build once, before the first request
+        self.request_pipeline  # noqa: B018  (the property builds the pipeline once, before the first request)
         wrappers = collect(self.plugin_manager.hook.aeros_asgi_wrapper(app=self, settings=settings), AsgiWrapper)
         return compose_asgi(self.asgi_app, wrappers)
 

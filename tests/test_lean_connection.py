@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 
 import httpx
@@ -17,7 +18,7 @@ from aeros_core.asgi import LEAN_AVAILABLE, LeanHTTPConnection
 def make_app(connection_class: type) -> tuple[WebServer, dict]:
     app = WebServer(__name__)
     app.asgi_http_class = connection_class
-    seen: dict = {"finished": False}
+    seen: dict = {"finished": False, "started": threading.Event()}
 
     @app.route("/upload", methods=["POST"])
     async def upload():
@@ -38,6 +39,7 @@ def make_app(connection_class: type) -> tuple[WebServer, dict]:
 
     @app.route("/hang")
     async def hang():
+        seen["started"].set()
         try:
             await asyncio.sleep(30)
             seen["finished"] = True
@@ -88,7 +90,7 @@ def test_a_client_that_goes_away_cancels_the_view(serve, connection_class):
     server = serve(app)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
         conn.sendall(b"GET /hang HTTP/1.1\r\nHost: test\r\n\r\n")
-        time.sleep(0.3)
+        assert seen["started"].wait(10), "the view never started"
     closed_at = time.monotonic()
     deadline = closed_at + 10
     while "cancelled_at" not in seen and time.monotonic() < deadline:

@@ -10,7 +10,6 @@ import logging
 import socket
 import ssl
 import threading
-import time
 
 import httpx
 import pytest
@@ -26,6 +25,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 def make_app(**options) -> WebServer:
     app = WebServer(__name__, **options)
+    app.slow_started = threading.Event()  # type: ignore[attr-defined]
 
     @app.route("/")
     async def home():
@@ -33,6 +33,7 @@ def make_app(**options) -> WebServer:
 
     @app.route("/slow")
     async def slow():
+        app.slow_started.set()  # type: ignore[attr-defined]
         await asyncio.sleep(1)
         return "slept"
 
@@ -90,7 +91,8 @@ def test_context_manager_stops_the_server():
 
 
 def test_stop_lets_a_request_in_flight_finish(backend):
-    server = make_app().run_in_thread(port=0, access_log_to_std=False, server=backend)
+    app = make_app()
+    server = app.run_in_thread(port=0, access_log_to_std=False, server=backend)
     result = {}
 
     def slow_request():
@@ -98,7 +100,7 @@ def test_stop_lets_a_request_in_flight_finish(backend):
 
     client = threading.Thread(target=slow_request)
     client.start()
-    time.sleep(0.3)
+    assert app.slow_started.wait(10), "the request never reached the view"
     server.stop(timeout=10)
     client.join(10)
     assert result["response"].status_code == 200

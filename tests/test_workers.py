@@ -27,8 +27,15 @@ async def pid():
 
 @app.route("/slow")
 async def slow():
+    print("slow request started", flush=True)
     await asyncio.sleep(1)
     return "slept " + str(os.getpid())
+
+@app.route("/hang")
+async def hang():
+    print("hanging request started", flush=True)
+    await asyncio.sleep(30)
+    return "never"
 
 if __name__ == "__main__":
     app.run(port=0, workers=int(os.environ.get("WORKERS", "2")), graceful_timeout=5,
@@ -134,7 +141,7 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_zero(script_server,
 
     client = threading.Thread(target=slow_request)
     client.start()
-    time.sleep(0.4)
+    assert wait_for(lambda: "slow request started" in server.output, 10), server.output
     server.signal(signal.SIGTERM)
     client.join(15)
     assert server.wait(20) == 0, server.output
@@ -146,11 +153,12 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_zero(script_server,
 def test_sigint_is_graceful_and_a_second_one_forces(script_server, backend):
     server = script_server(WORKER_SCRIPT, env=backend)
     url = server.wait_ready()
-    threading.Thread(target=quietly_get, args=(url + "/slow",), daemon=True).start()
-    time.sleep(0.3)
+    threading.Thread(target=quietly_get, args=(url + "/hang",), daemon=True).start()
+    assert wait_for(lambda: "hanging request started" in server.output, 10), server.output
     server.signal(signal.SIGINT)
-    time.sleep(0.2)
-    assert server.process.poll() is None  # still draining the slow request
+    # the workers are told to drain (graceful_timeout=5): the request in flight holds them
+    assert wait_for(lambda: "SIGTERM received: finishing requests in flight" in server.output, 10), server.output
+    assert server.process.poll() is None  # still draining the hanging request
     server.signal(signal.SIGINT)
     assert server.wait(5) != 0
     assert "parent exiting cleanly" not in server.output

@@ -6,7 +6,6 @@ import asyncio
 import os
 import ssl
 import threading
-import time
 
 import httpx
 import pytest
@@ -52,9 +51,11 @@ def test_serves_with_granian(serve, app):
 def test_requests_beyond_graceful_timeout_are_cancelled_not_left_hanging(serve):
     app = WebServer(__name__)
     events: list[str] = []
+    started = threading.Event()
 
     @app.route("/forever")
     async def forever():
+        started.set()
         await asyncio.sleep(30)
         return "never"
 
@@ -73,7 +74,7 @@ def test_requests_beyond_graceful_timeout_are_cancelled_not_left_hanging(serve):
 
     client = threading.Thread(target=stuck_request)
     client.start()
-    time.sleep(0.3)
+    assert started.wait(10), "the request never reached the view"
     server.stop(timeout=10)
     client.join(15)
     assert result["status"] == 500  # answered when cancelled, not a read timeout
