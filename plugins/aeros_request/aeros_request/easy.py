@@ -18,6 +18,8 @@ from quart import request as _quart_request
 from werkzeug.datastructures import Headers, MultiDict
 from werkzeug.exceptions import BadRequest
 
+from aeros_core.request import JSONBodyInvalid, load_json_body
+
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
@@ -49,13 +51,13 @@ async def _read_json(request: Any) -> Any:
             "The request body must be JSON sent with 'Content-Type: application/json';"
             f" this request has Content-Type {request.content_type or 'none'!r}."
         )
-    text = await request.get_data(as_text=True)
-    if not text.strip():
+    data = await request.get_data()
+    if not data.strip():
         raise JSONBodyError("The request body is empty; JSON was expected.")
     try:
-        value = request.json_module.loads(text)
-    except ValueError as error:
-        raise JSONBodyError(f"The request body is not valid JSON: {error}.") from None
+        value = load_json_body(data, request.json_module.loads, request.mimetype_params.get("charset"))
+    except JSONBodyInvalid as error:
+        raise JSONBodyError(str(error)) from None
     setattr(request, _JSON_CACHE, value)
     return value
 
