@@ -1,0 +1,127 @@
+"""Quart idioms mean on a WebServer what they mean in Quart (issue 12.6)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import pytest
+
+from aeros import WebServer
+from aeros_core.testing import installed_backends
+
+BACKENDS = installed_backends()
+
+
+# --- the app logger: Quart's unless logging_level is given ----------------------------------
+
+
+def test_the_app_logger_is_quarts_when_no_level_is_given() -> None:
+    logging.getLogger("idioms.preset").setLevel(logging.WARNING)
+    preset = WebServer("idioms.preset")
+    assert preset.logger.level == logging.WARNING  # the user's level stays
+
+    debugging = WebServer("idioms.debugging")
+    debugging.debug = True
+    assert debugging.logger.level == logging.DEBUG  # Quart's DEBUG under app.debug
+    assert debugging.logger.isEnabledFor(logging.DEBUG)
+
+
+def test_a_logging_level_given_is_the_app_loggers() -> None:
+    logging.getLogger("idioms.given").setLevel(logging.ERROR)
+    app = WebServer("idioms.given", logging_level="DEBUG")
+    assert app.logger.level == logging.DEBUG
+
+
+def test_app_logger_debug_output_reaches_a_handler_under_debug(caplog: pytest.LogCaptureFixture) -> None:
+    app = WebServer("idioms.output")
+    app.debug = True
+    with caplog.at_level(logging.NOTSET, logger="idioms.output"):
+        app.logger.debug("a debug line")
+    assert "a debug line" in caplog.text
+
+
+# --- positional arguments are Quart's; host and port are keywords ---------------------------
+
+
+def test_positional_arguments_go_to_quart(tmp_path) -> None:
+    (tmp_path / "hello.txt").write_text("static hello")
+    app = WebServer(__name__, "/assets", str(tmp_path))
+    assert (app.static_url_path, app.static_folder) == ("/assets", str(tmp_path))
+    assert (app.host, app.port) == ("127.0.0.1", 8000)
+
+    async def fetch() -> tuple[int, bytes]:
+        response = await app.test_client().get("/assets/hello.txt")
+        return response.status_code, await response.get_data()
+
+    import asyncio
+
+    assert asyncio.run(fetch()) == (200, b"static hello")
+
+
+def test_the_original_aeros_positional_host_and_port_are_a_clear_error() -> None:
+    with pytest.raises(TypeError, match=r"host and port are keywords.*host='0.0.0.0', port=80"):
+        WebServer(__name__, "0.0.0.0", 80)
+    app = WebServer(__name__, host="0.0.0.0", port=80)
+    assert (app.host, app.port) == ("0.0.0.0", 80)
+
+
+# --- run(debug=True) ------------------------------------------------------------------------
+
+
+def debug_app() -> WebServer:
+    app = WebServer(__name__)
+
+    @app.route("/state")
+    async def state() -> Any:
+        return {"debug": app.debug}
+
+    @app.route("/boom")
+    async def boom() -> Any:
+        raise RuntimeError("the view exploded")
+
+    return app
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_in_thread_debug_turns_debug_on(serve, backend: str) -> None:
+    app = debug_app()
+    assert not app.debug
+    server = serve(app, server=backend, debug=True)
+    assert server.settings.reload is False
+    assert httpx.get(server.url + "/state", timeout=10).json() == {"debug": True}
+    boom = httpx.get(server.url + "/boom", timeout=10)
+    assert boom.status_code == 500 and "the view exploded" in boom.text  # Quart's debug page
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_debug_turns_debug_and_the_reloader_on(script_server, backend: str) -> None:
+    server = script_server(
+        f"""
+        import os
+        from aeros import WebServer
+
+        app = WebServer(__name__)
+
+        @app.route("/pid")
+        async def pid():
+            return {{"debug": app.debug, "reload_child": os.environ.get("AEROS_RELOAD_CHILD")}}
+
+        if __name__ == "__main__":
+            app.run(port=0, debug=True, server={backend!r})
+        """
+    )
+    url = server.wait_ready()
+    assert httpx.get(url + "/pid", timeout=10).json() == {"debug": True, "reload_child": "1"}
+    server.stop()
+    assert "TypeError" not in server.output
+
+
+def test_run_debug_keeps_an_explicit_reload_false() -> None:
+    from aeros_core.runner import prepare
+
+    app = debug_app()
+    settings = prepare(app, {"debug": True, "reload": False})
+    assert app.debug and settings.reload is False
+    assert prepare(debug_app(), {"debug": True}).reload is True
