@@ -125,3 +125,60 @@ def test_run_debug_keeps_an_explicit_reload_false() -> None:
     settings = prepare(app, {"debug": True, "reload": False})
     assert app.debug and settings.reload is False
     assert prepare(debug_app(), {"debug": True}).reload is True
+
+
+# --- the facade: a plugin installed but broken shows its import error -----------------------
+
+BROKEN_SOURCE = """
+import aeros_missing_dependency_xyz  # what the broken plugin needs and does not find
+
+__all__ = ["Thing"]
+Thing = object()
+"""
+
+
+def test_a_broken_third_party_plugin_shows_its_import_error(plugin_dist) -> None:
+    import aeros
+
+    plugin_dist("aeros-broken", "aeros_broken", BROKEN_SOURCE, {"broken": "aeros_broken:Plugin"})
+    with pytest.raises(ImportError, match=r"aeros_broken: ModuleNotFoundError: .*aeros_missing_dependency_xyz"):
+        from aeros import Thing  # noqa: F401
+    assert hasattr(aeros, "Thing") is False
+    with pytest.raises(AttributeError, match="aeros_missing_dependency_xyz"):
+        getattr(aeros, "Thing")
+
+
+def test_a_broken_known_plugin_shows_its_import_error_not_pip_install(plugin_dist, monkeypatch) -> None:
+    import sys
+
+    import aeros
+
+    for module in [m for m in sys.modules if m == "aeros_request" or m.startswith("aeros_request.")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.delitem(vars(aeros), "EasyRequest", raising=False)
+    plugin_dist(
+        "aeros-request",
+        "aeros_request",
+        'raise ImportError("aeros-request needs libfoo 2")',
+        {"request": "aeros_request:RequestPlugin"},
+    )
+    with pytest.raises(ImportError) as failed:
+        from aeros import EasyRequest  # noqa: F401
+    message = str(failed.value)
+    assert "installed but fails to import: ImportError: aeros-request needs libfoo 2" in message
+    assert "pip install" not in message
+    assert hasattr(aeros, "EasyRequest") is False
+
+
+def test_a_plugin_that_is_not_installed_still_names_the_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['aeros_compress'] = None\n"
+        "import aeros\nprint('hasattr:', hasattr(aeros, 'Gzip'))\nfrom aeros import Gzip"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and result.stdout == "hasattr: False\n", result.stderr
+    assert "ImportError: Gzip comes with the aeros-compress plugin, which is not installed" in result.stderr
+    assert "pip install 'aeros[compress]'" in result.stderr
