@@ -78,14 +78,14 @@ def __getattr__(name: str) -> Any:
             return value
     frame = sys._getframe(1)
     if known and known.module in failed:
-        error = failed[known.module]
+        cause = failed[known.module]
         raise _missing(
             f"{name} comes with the {known.module.replace('_', '-')} plugin, which is installed but fails to"
-            f" import: {type(error).__name__}: {error}",
+            f" import: {type(cause).__name__}: {cause}",
             name,
             frame,
             PluginImportError,
-        ) from error
+        ) from cause
     if known:
         raise _missing(
             f"{name} comes with the {known.module.replace('_', '-')} plugin, which is not installed:"
@@ -94,7 +94,7 @@ def __getattr__(name: str) -> Any:
             frame,
         )
     if failed:
-        reasons = "; ".join(f"{module}: {type(error).__name__}: {error}" for module, error in failed.items())
+        reasons = "; ".join(f"{module}: {type(cause).__name__}: {cause}" for module, cause in failed.items())
         raise _missing(
             f"module 'aeros' has no attribute {name!r}; installed plugins that fail to import: {reasons}",
             name,
