@@ -13,6 +13,7 @@ from quart.ctx import RequestContext
 from quart.globals import _cv_request
 
 from .asgi import LEAN_AVAILABLE, LeanHTTPConnection
+from .asgi_app import ReplaceableASGIApp, innermost
 from .options import Option, resolve
 from .pipeline import ASGIApp, AsgiWrapper, RequestPipeline, collect, compose_asgi
 from .plugins import PluginInfo, PluginLoadError, disabled_names, load_plugins, new_manager
@@ -52,6 +53,7 @@ class WebServer(Quart):
     """
 
     request_class = Request  #: Quart's, with ``get_json`` answering 400 for every malformed body
+    asgi_app = ReplaceableASGIApp()  # replaceable as in Quart, even once serving
     if LEAN_AVAILABLE:
         asgi_http_class = LeanHTTPConnection
 
@@ -121,7 +123,7 @@ class WebServer(Quart):
         """The ASGI callable a server should serve: ``asgi_app`` inside the plugins' wrappers."""
         self.request_pipeline  # build once, before the first request
         wrappers = collect(self.plugin_manager.hook.aeros_asgi_wrapper(app=self, settings=settings), AsgiWrapper)
-        return compose_asgi(self.asgi_app, wrappers)
+        return compose_asgi(innermost(self), wrappers)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         entry = self._external_entry

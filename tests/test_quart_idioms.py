@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from quart import Quart
 
 from aeros import WebServer
 from aeros_core.testing import installed_backends
@@ -182,3 +183,73 @@ def test_a_plugin_that_is_not_installed_still_names_the_extra() -> None:
     assert result.returncode != 0 and result.stdout == "hasattr: False\n", result.stderr
     assert "ImportError: Gzip comes with the aeros-compress plugin, which is not installed" in result.stderr
     assert "pip install 'aeros[compress]'" in result.stderr
+
+
+# --- app.asgi_app = Middleware(app.asgi_app), as in Quart, also in before_serving -----------
+
+
+class Stamp:
+    """An ASGI middleware that adds a header to every HTTP response."""
+
+    def __init__(self, app: Any, value: str) -> None:
+        self.app = app
+        self.value = value.encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def stamped(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], (b"x-stamp", self.value)]}
+            await send(message)
+
+        await self.app(scope, receive, stamped if scope["type"] == "http" else send)
+
+
+def stamped_app(when: str) -> WebServer:
+    app = WebServer(__name__)
+
+    @app.route("/hello")
+    async def hello() -> str:
+        return "hello"
+
+    if when == "constructed":
+        app.asgi_app = Stamp(app.asgi_app, "outer")
+        app.asgi_app = Stamp(app.asgi_app, "inner")
+    else:
+
+        @app.before_serving
+        async def wrap() -> None:
+            app.asgi_app = Stamp(app.asgi_app, "outer")
+            app.asgi_app = Stamp(app.asgi_app, "inner")
+
+    return app
+
+
+@pytest.mark.parametrize("when", ["constructed", "before_serving"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_replaced_asgi_app_is_served(serve, backend: str, when: str) -> None:
+    server = serve(stamped_app(when), server=backend)
+    for _ in range(2):
+        answer = httpx.get(server.url + "/hello", timeout=10)
+        assert (answer.status_code, answer.text) == (200, "hello")
+        assert answer.headers.get_list("x-stamp") == ["outer", "inner"]
+    assert httpx.get(server.url + "/nowhere", timeout=10).headers.get_list("x-stamp") == ["outer", "inner"]
+
+
+def test_a_replaced_asgi_app_is_served_by_an_external_server_and_the_test_client() -> None:
+    import asyncio
+
+    async def fetch() -> Any:
+        app = stamped_app("before_serving")
+        async with app.test_app() as test_app:
+            response = await test_app.test_client().get("/hello")
+            return response.headers.getlist("x-stamp"), await response.get_data(as_text=True)
+
+    assert asyncio.run(fetch()) == (["outer", "inner"], "hello")
+
+
+def test_the_entry_is_quarts_own_asgi_app_while_nothing_is_replaced() -> None:
+    from aeros_core.runner.settings import ServerSettings
+
+    app = WebServer(__name__, disable_plugins=["access_log", "soft_limit", "server_header", "cache", "compress"])
+    entry = app.asgi_entry(ServerSettings(access_log_to_std=False))
+    assert getattr(entry, "__func__", None) is Quart.asgi_app and entry.__self__ is app  # no layer of ours
