@@ -26,7 +26,7 @@ def prepare(app: Any, keywords: dict[str, Any], thread: bool = False) -> ServerS
     from .serve import backend_for
 
     backend_for(app, settings.server)  # fail now, in the caller, for an unknown backend
-    logs.configure(app, settings)
+    logs.configure(app, settings, thread)
     return settings
 
 
