@@ -155,6 +155,45 @@ def test_utf16_and_a_byte_order_mark_are_read(servers, backend: str) -> None:
                 assert answer.json() == {"body": {"a": "é"}}, (path, body)
 
 
+MALFORMED_FORMS = {
+    "latin-1-urlencoded": ("name=caf\xe9".encode("latin-1"), "application/x-www-form-urlencoded", "not valid UTF-8"),
+    "no-boundary": (b"--x\r\n\r\n", "multipart/form-data", "malformed: Missing boundary"),
+    "part-without-disposition": (
+        b"--xyz\r\nContent-Type: text/plain\r\n\r\nvalue\r\n--xyz--\r\n",
+        "multipart/form-data; boundary=xyz",
+        "Missing Content-Disposition header",
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(MALFORMED_FORMS))
+def test_malformed_forms_are_a_400_with_a_reason(servers, backend: str, name: str) -> None:
+    urls, records = servers
+    body, content_type, reason = MALFORMED_FORMS[name]
+    before = len(records.records)
+    answer = httpx.post(urls[backend] + "/easy/form", content=body, headers={"Content-Type": content_type}, timeout=30)
+    assert answer.status_code == 400, (answer.status_code, answer.text[:300])
+    assert reason in answer.text, answer.text[:300]
+    assert not _since(records, before).tracebacks()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_well_formed_forms_still_read(servers, backend: str) -> None:
+    urls, _ = servers
+    answer = httpx.post(
+        urls[backend] + "/easy/form?x=1",
+        data={"name": "café", "tag": ["a", "b"]},
+        files={"upload": ("f.txt", b"data", "text/plain")},
+        timeout=30,
+    )
+    assert answer.json() == {"form": {"name": ["café"], "tag": ["a", "b"]}, "files": ["upload"], "params": {"x": ["1"]}}
+    plain = httpx.post(urls[backend] + "/easy/form", data={"name": "café"}, timeout=30)
+    assert plain.json()["form"] == {"name": ["café"]}
+    not_a_form = httpx.post(urls[backend] + "/easy/form", json={"a": 1}, timeout=30)
+    assert not_a_form.json()["form"] == {}
+
+
 def test_quart_shows_the_reason_in_debug_mode_only() -> None:
     import asyncio
 
