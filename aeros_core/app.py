@@ -13,9 +13,11 @@ from quart.ctx import RequestContext
 from quart.globals import _cv_request
 
 from .asgi import LEAN_AVAILABLE, LeanHTTPConnection
+from .asgi_app import ReplaceableASGIApp, innermost
 from .options import Option, resolve
 from .pipeline import ASGIApp, AsgiWrapper, RequestPipeline, collect, compose_asgi
 from .plugins import PluginInfo, PluginLoadError, disabled_names, load_plugins, new_manager
+from .request import Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Unpack
@@ -39,37 +41,48 @@ class WebServer(Quart):
 
     Args:
         import_name: as for Quart, usually ``__name__``.
-        host: default interface for :meth:`run`; loopback unless you say ``"0.0.0.0"``.
-        port: default port for :meth:`run`.
-        logging_level: level of the app's logger (``"INFO"``, ``logging.DEBUG``...).
+        args: Quart's positional arguments (``static_url_path``, ``static_folder``...).
+        host: default interface for :meth:`run` (keyword only); loopback unless you say ``"0.0.0.0"``.
+        port: default port for :meth:`run` (keyword only).
+        logging_level: level of the app's logger (``"INFO"``, ``logging.DEBUG``...); when not
+            given, the logger is Quart's (a level you set stays, ``DEBUG`` under ``app.debug``).
         disable_plugins: entry-point or distribution names not to load (adds to the
             ``AEROS_DISABLE_PLUGINS`` environment variable, comma-separated).
         plugins: extra plugin objects or classes to register, for plugins not packaged
             with an entry point.
     """
 
+    request_class = Request  #: Quart's, with ``get_json`` answering 400 for every malformed body
+    asgi_app = ReplaceableASGIApp()  # replaceable as in Quart, even once serving
     if LEAN_AVAILABLE:
         asgi_http_class = LeanHTTPConnection
 
     def __init__(
         self,
         import_name: str,
+        *args: Any,
         host: str | None = None,
         port: int | None = None,
-        logging_level: int | str = "INFO",
-        *,
+        logging_level: int | str | None = None,
         disable_plugins: Iterable[str] | None = None,
         plugins: Iterable[Any] = (),
         **options: Any,
     ) -> None:
+        if len(args) >= 2 and isinstance(args[1], int):
+            raise TypeError(
+                f"WebServer({import_name!r}, {args[0]!r}, {args[1]!r}): host and port are keywords,"
+                f" WebServer(__name__, host={args[0]!r}, port={args[1]!r}); positional arguments after"
+                " the import name are Quart's (static_url_path, static_folder, ...)"
+            )
         quart_keywords = {name: options.pop(name) for name in list(options) if name in _QUART_KEYWORDS}
-        super().__init__(import_name, **quart_keywords)
+        super().__init__(import_name, *args, **quart_keywords)
         #: the address given here counts as given in code for run() (over ``AEROS_HOST``/``AEROS_PORT``)
         self._given_address = {name: value for name, value in (("host", host), ("port", port)) if value is not None}
         self.host: str = host if host is not None else "127.0.0.1"
         self.port: int = port if port is not None else 8000
         self.logging_level = logging_level
-        self.logger.setLevel(logging_level)
+        if logging_level is not None:  # otherwise Quart's: the user's level, DEBUG under app.debug
+            self.logger.setLevel(logging_level)
         self._request_pipeline: RequestPipeline | None = None
         self._external_entry: ASGIApp | None = None
 
@@ -110,7 +123,7 @@ class WebServer(Quart):
         """The ASGI callable a server should serve: ``asgi_app`` inside the plugins' wrappers."""
         self.request_pipeline  # noqa: B018  (the property builds the pipeline once, before the first request)
         wrappers = collect(self.plugin_manager.hook.aeros_asgi_wrapper(app=self, settings=settings), AsgiWrapper)
-        return compose_asgi(self.asgi_app, wrappers)
+        return compose_asgi(innermost(self), wrappers)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         entry = self._external_entry

@@ -39,7 +39,7 @@ KNOWN_PLUGINS: tuple[KnownPlugin, ...] = (
         ("compression", "compression_cache"),
     ),
     KnownPlugin("aeros_headers", "headers", ("Cors",), ("global_headers", "cors", "security_headers")),
-    KnownPlugin("aeros_request", "request", ("EasyRequest", "JSONBodyError"), ()),
+    KnownPlugin("aeros_request", "request", ("EasyRequest", "JSONBodyError", "FormBodyError"), ()),
 )
 
 

@@ -334,3 +334,84 @@ def test_the_typed_run_keywords_are_the_settings():
         "host",
         "port",
     }
+
+
+# --- the README's and the docs' example apps run, with the extras they say to install ---------
+
+EXAMPLE_PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), ROOT / "plugins" / "aeros_request" / "README.md"]
+PIP_INSTALL = re.compile(r"pip install '[^'\n]*aeros\[([\w,]+)\]'")
+
+
+def example_apps() -> list[tuple[str, str, int]]:
+    """(page, block, offset) of each Python block that builds a WebServer and routes on it at
+    module level; the original Aeros' code (``from Aeros import``) is only shown, not run."""
+    found = []
+    for page in EXAMPLE_PAGES:
+        text = page_text(page)
+        for match in CODE_BLOCK.finditer(text):
+            language, block = match.groups()
+            if language == "python" and re.search(r"^app = WebServer\(", block, re.M) and "@app.route" in block:
+                if "from Aeros" not in block:
+                    found.append((str(page.relative_to(ROOT)), block, match.start()))
+    return found
+
+
+def distributions_of_extras(extras: list[str]) -> set[str]:
+    """The plugin distributions that ``pip install 'aeros[extras]'`` brings (from pyproject.toml)."""
+    import tomllib
+
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    return {re.split(r"[\[<>=;]", requirement)[0] for extra in extras for requirement in optional.get(extra, ())}
+
+
+def distributions_used(block: str) -> set[str]:
+    """The plugin distributions an example needs: for the keywords of its WebServer(...) and the
+    names it imports from aeros."""
+    from aeros_core.catalog import KNOWN_PLUGINS
+
+    tree = ast.parse(block)
+    keywords = {
+        keyword.arg
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "WebServer"
+        for keyword in node.keywords
+    }
+    names = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "aeros"
+        for alias in node.names
+    }
+    return {
+        plugin.module.replace("_", "-")
+        for plugin in KNOWN_PLUGINS
+        if keywords & set(plugin.options) or names & set(plugin.names)
+    }
+
+
+def test_the_examples_are_found():
+    pages = {page for page, _, _ in example_apps()}
+    assert {"README.md", "plugins/aeros_request/README.md", "docs/getting-started.md"} <= pages, pages
+
+
+@pytest.mark.parametrize(
+    "page, block, offset", example_apps(), ids=[f"{page}@{offset}" for page, _, offset in example_apps()]
+)
+def test_each_example_app_answers_its_plain_gets(page: str, block: str, offset: int, serve):
+    """Exec'd as a module (not ``__main__``), served for real: every route without URL variables
+    that takes GET answers a plain GET with a success, not a 4xx or 5xx."""
+    text = page_text(ROOT / page)
+    installs = PIP_INSTALL.findall(text[:offset])
+    if installs:  # the nearest `pip install 'aeros[...]'` above the example brings what it uses
+        extras = installs[-1].split(",")
+        missing = distributions_used(block) - distributions_of_extras(extras)
+        assert not missing, f"{page}: the example needs {sorted(missing)}, not in pip install 'aeros[{installs[-1]}]'"
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    exec(compile(block, f"{page} (offset {offset})", "exec"), namespace)
+    app = namespace["app"]
+    server = serve(app)
+    for rule in app.url_map.iter_rules():
+        if rule.arguments or "GET" not in (rule.methods or ()) or rule.endpoint == "static":
+            continue
+        answer = httpx.get(server.url + rule.rule, timeout=10)
+        assert answer.status_code < 400, f"{page}: GET {rule.rule} -> {answer.status_code} {answer.text[:200]}"

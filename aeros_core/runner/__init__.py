@@ -18,11 +18,15 @@ def prepare(app: Any, keywords: dict[str, Any], thread: bool = False) -> ServerS
     """Settings from the keywords given in code, the environment and the defaults, adjusted by
     plugins, with logging configured."""
     settings = ServerSettings.resolve(keywords, thread=thread)
+    if settings.debug:  # as Quart's run(debug=True): debug on, and the reloader unless told otherwise
+        app.debug = True
+        if not (thread or "reload" in keywords or ServerSettings.env_name("reload") in os.environ):
+            settings.reload = True
     app.plugin_manager.hook.aeros_server_config(app=app, settings=settings)
     from .serve import backend_for
 
     backend_for(app, settings.server)  # fail now, in the caller, for an unknown backend
-    logs.configure(app, settings)
+    logs.configure(app, settings, thread)
     return settings
 
 

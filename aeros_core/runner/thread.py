@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from typing import Any
 
+from .logs import logger_for
 from .serve import new_event_loop, serve
 from .settings import ServerSettings
 from .sockets import bind, url_of
 
-log = logging.getLogger("aeros")
 STARTUP_TIMEOUT = 30.0
 
 
@@ -40,7 +39,7 @@ class ThreadedServer:
         except BaseException as error:  # reported to the thread that started us
             self._error = error
             if self._started.is_set():
-                log.exception("server on %s stopped with an error", self.url)
+                logger_for(self.app).exception("server on %s stopped with an error", self.url)
         finally:
             self._started.set()
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
@@ -55,7 +54,7 @@ class ThreadedServer:
         if self._error is not None:
             self._thread.join(5)
             raise RuntimeError(f"server on {self.url} failed to start: {self._error!r}") from self._error
-        log.info("Running on %s (thread %s)", self.url, self._thread.name)
+        logger_for(self.app).info("Running on %s (thread %s)", self.url, self._thread.name)
         return self
 
     @property

@@ -8,6 +8,7 @@ object it was made for.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import typing
@@ -16,7 +17,9 @@ from typing import Any, Awaitable, Callable, Generic, Optional, TypeVar
 from quart import has_request_context
 from quart import request as _quart_request
 from werkzeug.datastructures import Headers, MultiDict
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestTimeout
+
+from aeros_core.request import JSONBodyInvalid, load_json_body
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -49,22 +52,55 @@ async def _read_json(request: Any) -> Any:
             "The request body must be JSON sent with 'Content-Type: application/json';"
             f" this request has Content-Type {request.content_type or 'none'!r}."
         )
-    text = await request.get_data(as_text=True)
-    if not text.strip():
+    data = await request.get_data()
+    if not data.strip():
         raise JSONBodyError("The request body is empty; JSON was expected.")
     try:
-        value = request.json_module.loads(text)
-    except ValueError as error:
-        raise JSONBodyError(f"The request body is not valid JSON: {error}.") from None
+        value = load_json_body(data, request.json_module.loads, request.mimetype_params.get("charset"))
+    except JSONBodyInvalid as error:
+        raise JSONBodyError(str(error)) from None
     setattr(request, _JSON_CACHE, value)
     return value
 
 
+class FormBodyError(BadRequest):
+    """``await request.form``/``files`` on a malformed form body: a 400 whose message says why."""
+
+
+async def _load_form(request: Any) -> None:
+    """Parse the form body as Quart does, but refuse a malformed one (Quart's parser is silent
+    and answers an empty form) with :class:`FormBodyError`. Quart's ``request.form`` then sees
+    the same result: the body is read once."""
+    if request._form is not None:
+        return
+    parser = request.make_form_data_parser()
+    parser.silent = False
+    async with request._parsing_lock:
+        if request._form is not None:
+            return
+        try:
+            request._form, request._files = await asyncio.wait_for(
+                parser.parse(request.body, request.mimetype, request.content_length, request.mimetype_params),
+                timeout=request.body_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise RequestTimeout() from None
+        except UnicodeDecodeError as error:
+            raise FormBodyError(
+                f"The {request.mimetype} request body is not valid UTF-8: byte"
+                f" 0x{error.object[error.start]:02x} at position {error.start} ({error.reason})."
+            ) from None
+        except ValueError as error:
+            raise FormBodyError(f"The {request.mimetype} request body is malformed: {error}.") from None
+
+
 async def _read_form(request: Any) -> MultiDict:
+    await _load_form(request)
     return await request.form
 
 
 async def _read_files(request: Any) -> MultiDict:
+    await _load_form(request)
     return await request.files
 
 

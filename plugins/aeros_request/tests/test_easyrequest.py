@@ -262,3 +262,51 @@ def test_views_registered_every_way_are_injected(serve):
     server = serve(app)
     for path in ("/one", "/two", "/added", "/late", "/bp/view"):
         assert httpx.get(server.url + path, params={"q": path}).json() == {"q": path}, path
+
+
+def test_an_app_without_easyrequest_views_is_left_as_quart_made_it(serve):
+    """The plugin is loaded, but no view asks for EasyRequest: nothing of the app is rewired."""
+    app = WebServer(__name__)
+    assert "request" in {plugin.name for plugin in app.plugins}
+    assert type(app.view_functions) is dict
+    assert "add_url_rule" not in vars(app)  # the class's method, not a replacement
+
+    async def plain(request=None):  # a parameter named request, not annotated EasyRequest
+        return {"request": request}
+
+    app.add_url_rule("/plain", view_func=plain)
+    before = dict(app.view_functions)
+    server = serve(app)
+    assert httpx.get(server.url + "/plain").json() == {"request": None}
+    assert type(app.view_functions) is dict and "add_url_rule" not in vars(app)
+    assert app.view_functions == before and app.view_functions["plain"] is plain
+
+
+def test_only_the_easyrequest_views_of_an_app_are_wrapped(serve):
+    app = WebServer(__name__)
+
+    @app.route("/plain")
+    async def plain():
+        return {"q": EasyRequest.params.get("q")}  # class access needs no injection
+
+    @app.route("/injected")
+    async def injected(request: EasyRequest):
+        return {"q": request.params.get("q")}
+
+    server = serve(app)
+    assert app.view_functions["plain"] is plain
+    assert app.view_functions["injected"] is not injected
+    assert app.view_functions["injected"].__wrapped__ is injected
+    for path in ("/plain", "/injected"):
+        assert httpx.get(server.url + path, params={"q": path}).json() == {"q": path}
+
+
+async def test_injection_works_through_quarts_test_client():
+    app = WebServer(__name__)
+
+    @app.route("/")
+    async def view(request: EasyRequest):
+        return {"q": request.params.get("q")}
+
+    response = await app.test_client().get("/?q=client")
+    assert await response.get_json() == {"q": "client"}
