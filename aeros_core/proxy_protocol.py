@@ -158,22 +158,96 @@ def _parse_v2(data: bytes) -> ProxyHeader | None:
 # --- asyncio: consume the header before the server's own protocol sees a byte ---------------
 
 
-class _PeerTransport:
-    """The real transport, but whose peer is the client named by the PROXY header."""
+class _PeerSocket:
+    """The connection's socket, but whose peer is the client named by the PROXY header."""
 
-    def __init__(self, transport: asyncio.Transport, peername: Address) -> None:
-        self._transport = transport
+    def __init__(self, sock: Any, peername: Address) -> None:
+        self._sock = sock
+        self._peername = peername
+
+    def getpeername(self) -> Address:
+        return self._peername
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _PeerView:
+    """A transport or stream writer whose ``peername`` (and socket's peer) is the PROXY source."""
+
+    def __init__(self, real: Any, peername: Address) -> None:
+        self._real = real
         self._peername = peername
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
             return self._peername
         if name == "socket":
-            return None  # servers read the peer from the socket when they can: make them ask peername
-        return self._transport.get_extra_info(name, default)
+            sock = self._real.get_extra_info("socket")
+            return _PeerSocket(sock, self._peername) if sock is not None else None
+        return self._real.get_extra_info(name, default)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+        return getattr(self._real, name)
+
+
+def trusted_peers(settings: Any) -> Callable[[str], bool]:
+    """Who may send a PROXY header: the ``trusted_proxies`` of ``settings``."""
+    from .builtins.proxies import TrustedProxies
+
+    return TrustedProxies(settings.trusted_proxies or ())
+
+
+def protocol_factory(make_protocol: Callable[..., asyncio.Protocol], settings: Any) -> Callable[..., asyncio.Protocol]:
+    """For servers built on ``loop.create_server`` (uvicorn): a factory taking the same keywords
+    as ``make_protocol`` whose protocols read the PROXY header first."""
+    trusted = trusted_peers(settings)
+
+    def make(*args: Any, **kwargs: Any) -> asyncio.Protocol:
+        return ProxyProtocol(lambda: make_protocol(*args, **kwargs), trusted)
+
+    return make
+
+
+async def read_header(reader: asyncio.StreamReader) -> ProxyHeader:
+    """Read exactly one header from a stream (never a byte of what follows it)."""
+    data = await reader.readexactly(1)
+    while True:
+        header = parse(data)  # raises ProxyProtocolError
+        if header is not None:
+            return header
+        if data[0] == 0x0D and len(data) >= V2_HEADER:
+            missing = V2_HEADER + struct.unpack_from("!H", data, 14)[0] - len(data)
+        elif data[0] == 0x0D:
+            missing = V2_HEADER - len(data)
+        else:
+            missing = 1  # version 1: up to the CRLF, at most 107 bytes
+        data += await reader.readexactly(missing)
+
+
+def stream_gate(settings: Any) -> Callable[..., Awaitable[Any]] | None:
+    """For servers built on ``asyncio.start_server`` (Hypercorn): ``await gate(reader, writer)``
+    returns the writer to serve the connection with (its peer the PROXY source), or None
+    when the connection was closed (peer not trusted, header invalid, truncated or late)."""
+    if not settings.proxy_protocol:
+        return None
+    trusted = trusted_peers(settings)
+
+    async def gate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        peer = writer.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) else ""
+        header = None
+        if host and trusted(host):
+            try:
+                header = await asyncio.wait_for(read_header(reader), HEADER_TIMEOUT)
+            except (ProxyProtocolError, asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+                header = None
+        if header is None:
+            writer.transport.abort()
+            return None
+        return _PeerView(writer, header.source) if header.source else writer
+
+    return gate
 
 
 class ProxyProtocol(asyncio.Protocol):
@@ -194,8 +268,7 @@ class ProxyProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio's classes
         peer = transport.get_extra_info("peername")
         host = peer[0] if isinstance(peer, tuple) else ""
         if not (host and self._trusted(host)):
@@ -226,7 +299,7 @@ class ProxyProtocol(asyncio.Protocol):
         inner = self._inner = self._make_inner()
         peer = transport.get_extra_info("peername")
         source = header.source or (peer if isinstance(peer, tuple) else None)
-        inner.connection_made(_PeerTransport(transport, source) if source else transport)  # type: ignore[arg-type]
+        inner.connection_made(_PeerView(transport, source) if source else transport)  # type: ignore[arg-type]
         if rest and not transport.is_closing():
             inner.data_received(rest)
 

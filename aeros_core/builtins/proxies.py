@@ -302,11 +302,24 @@ def aeros_asgi_wrapper(settings: ServerSettings) -> AsgiWrapper | None:
 
 
 @hookimpl
-def aeros_server_config(settings: ServerSettings) -> None:
-    """Refuse bad ``trusted_proxies`` entries at start, naming them."""
+def aeros_server_config(app: Any, settings: ServerSettings) -> None:
+    """Refuse at start what cannot work: bad ``trusted_proxies`` entries (named), and
+    ``proxy_protocol=True`` without trusted proxies, with TLS, or on a backend that cannot read it."""
     for spec in settings.trusted_proxies or ():
         if spec.strip() != "*":
             try:
                 ipaddress.ip_network(spec.strip(), strict=False)
             except ValueError:
                 raise ValueError(f"trusted_proxies: {spec!r} is not an IP address, a CIDR network or '*'") from None
+    if not settings.proxy_protocol:
+        return
+    if not settings.trusted_proxies:
+        raise ValueError("proxy_protocol=True needs trusted_proxies: the addresses allowed to send PROXY headers")
+    if settings.tls:
+        raise ValueError("proxy_protocol=True with TLS (certfile) is not supported: terminate TLS at the proxy")
+    backend = app.plugin_manager.hook.aeros_server_backend(name=settings.server)
+    if backend is not None and not getattr(backend, "proxy_protocol", False):
+        raise ValueError(
+            f"the {settings.server} backend cannot read the PROXY protocol (proxy_protocol=True): "
+            "use server='hypercorn' or server='uvicorn', or X-Forwarded-For / Forwarded with trusted_proxies"
+        )
