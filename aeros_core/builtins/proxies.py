@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,6 +32,7 @@ X_PROTO = b"x-forwarded-proto"
 X_HOST = b"x-forwarded-host"
 MAX_HOPS = 32  #: more forwarded hops than this: the header is ignored
 _CACHE_LIMIT = 4096
+_CACHED_VALUES_MAX = 512  #: header values longer than this (in all) are parsed each time, not remembered
 
 Node = tuple[str, int]  #: (host, port); host an IP address, "unknown" or an obfuscated "_name"
 
@@ -108,11 +110,20 @@ def _is_port(text: str) -> bool:
 
 
 def _is_ip(text: str, version: int | None) -> bool:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return version is None or address.version == version
+    """Whether ``text`` is an IP address (of ``version``); ``inet_pton`` is 5x faster than ``ipaddress``."""
+    if version != 6 and "." in text and ":" not in text:
+        try:
+            socket.inet_pton(socket.AF_INET, text)
+            return True
+        except (OSError, ValueError):
+            return False
+    if version != 4 and ":" in text:
+        try:
+            socket.inet_pton(socket.AF_INET6, text)
+            return True
+        except (OSError, ValueError):
+            return False
+    return False
 
 
 def parse_forwarded(values: list[str]) -> list[dict[str, str]] | None:
@@ -141,6 +152,9 @@ def parse_forwarded(values: list[str]) -> list[dict[str, str]] | None:
 
 def parse_list(values: list[str]) -> list[str] | None:
     """The comma-separated items of headers that may repeat (``X-Forwarded-*``)."""
+    if len(values) == 1 and "," not in values[0]:  # the usual case: one proxy, one value
+        item = values[0].strip()
+        return [item] if item else None
     items = [item.strip() for value in values for item in value.split(",")]
     if not items or len(items) > MAX_HOPS or not all(items):
         return None
@@ -213,50 +227,84 @@ def forwarded_view(
 # --- the scope ------------------------------------------------------------------------------
 
 
+View = tuple[Node | None, str | None, str | None]  #: client (None: the peer), valid proto, valid host
+
+
+class ForwardedViews:
+    """:func:`forwarded_view` with validated proto and host, remembered per distinct header values
+    (a client on a kept-alive connection sends the same ones again and again)."""
+
+    def __init__(self, trusted: TrustedProxies) -> None:
+        self.trusted = trusted
+        self._known: dict[tuple[tuple[bytes, bytes], ...], View | None] = {}
+
+    def __call__(self, headers: tuple[tuple[bytes, bytes], ...]) -> View | None:
+        try:
+            return self._known[headers]
+        except KeyError:
+            pass
+        values: dict[bytes, list[str]] = {}
+        for name, value in headers:
+            values.setdefault(name, []).append(value.decode("latin-1"))
+        try:
+            found = forwarded_view(values, self.trusted)
+        except (ValueError, IndexError):  # belt and braces: a parser bug must never cost a 5xx
+            found = None
+        view = None if found is None else (found[0], valid_proto(found[1]), valid_host(found[2]))
+        if sum(len(value) for _, value in headers) <= _CACHED_VALUES_MAX:  # bounded memory
+            if len(self._known) >= _CACHE_LIMIT:
+                self._known.clear()
+            self._known[headers] = view
+        return view
+
+
 def rewrite(
-    scope: dict, trusted: TrustedProxies, peer_trusted: bool, watched: frozenset[bytes], keep: frozenset[bytes]
+    scope: dict, views: ForwardedViews, peer_trusted: bool, watched: frozenset[bytes], keep: frozenset[bytes]
 ) -> dict:
     """The scope as the real client sent it. Returns ``scope`` itself when nothing changes.
 
     ``watched``: the headers only a proxy may set (forwarding headers and the request id);
     ``keep``: those of them kept when the connection's peer is trusted (the request id).
     """
-    found: dict[bytes, list[str]] | None = None
-    for name, value in scope["headers"]:
+    forwarding: list[tuple[bytes, bytes]] | None = None
+    others: list[bytes] | None = None
+    for header in scope["headers"]:
+        name = header[0]
         if name in watched:
-            if found is None:
-                found = {}
-            found.setdefault(name, []).append(value.decode("latin-1"))
-    if found is None:
+            if name in _FORWARDING:
+                if forwarding is None:
+                    forwarding = [header]
+                else:
+                    forwarding.append(header)
+            elif not (peer_trusted and name in keep):
+                if others is None:
+                    others = [name]
+                else:
+                    others.append(name)
+    if forwarding is None and others is None:
         return scope
-    client = scope.get("client")
-    view = None
-    if client and trusted(client[0]):
-        try:
-            view = forwarded_view({k: v for k, v in found.items() if k in _FORWARDING}, trusted)
-        except (ValueError, IndexError):  # belt and braces: a parser bug must never cost a 5xx
-            view = None
-    drop = set(found)
-    if peer_trusted:
-        drop -= keep  # the request id a trusted proxy set stays
+    # Removed from the scope: what was not applied, except what a trusted proxy may send (the request id).
+    drop = others or []
     scope = dict(scope)
-    if view is not None:
-        node, proto, host = view
-        drop -= _FORWARDING  # applied: the app may read what the proxies said
-        if node is not None:
-            scope["client"] = node
-        proto = valid_proto(proto)
-        if proto is not None:
-            scope["scheme"] = ("wss" if proto == "https" else "ws") if scope["type"] == "websocket" else proto
-        host = valid_host(host)
-        if host is not None:
-            scope["server"] = _server_of(host, proto or scope.get("scheme", "http"))
-            headers = [(name, value) for name, value in scope["headers"] if name != b"host" and name not in drop]
-            headers.append((b"host", host.encode("latin-1")))
-            scope["headers"] = headers
-            return scope
+    if forwarding is not None:
+        client = scope.get("client")
+        view = views(tuple(forwarding)) if client and views.trusted(client[0]) else None
+        if view is None:
+            drop.extend(name for name, _ in forwarding)
+        else:
+            node, proto, host = view
+            if node is not None:
+                scope["client"] = node
+            if proto is not None:
+                scope["scheme"] = ("wss" if proto == "https" else "ws") if scope["type"] == "websocket" else proto
+            if host is not None:
+                scope["server"] = _server_of(host, scope.get("scheme", "http"))
+                headers = [header for header in scope["headers"] if header[0] != b"host" and header[0] not in drop]
+                headers.append((b"host", host.encode("latin-1")))
+                scope["headers"] = headers
+                return scope
     if drop:
-        scope["headers"] = [(name, value) for name, value in scope["headers"] if name not in drop]
+        scope["headers"] = [header for header in scope["headers"] if header[0] not in drop]
     return scope
 
 
@@ -275,6 +323,7 @@ _FORWARDING = frozenset({FORWARDED, X_FOR, X_PROTO, X_HOST})
 
 def trusted_proxies(settings: ServerSettings) -> Any:
     trusted = TrustedProxies(settings.trusted_proxies or ())
+    views = ForwardedViews(trusted)
     request_id = settings.request_id_header.lower().encode("latin-1") if settings.request_id_header else None
     watched = _FORWARDING | frozenset({request_id} if request_id else ())
     keep = frozenset({request_id} if request_id else ())
@@ -286,7 +335,7 @@ def trusted_proxies(settings: ServerSettings) -> Any:
             if scope["type"] == "http" or scope["type"] == "websocket":
                 client = scope.get("client")
                 peer_trusted = behind_proxy_protocol or bool(client and trusted(client[0]))
-                scope = rewrite(scope, trusted, peer_trusted, watched, keep)
+                scope = rewrite(scope, views, peer_trusted, watched, keep)
             await app(scope, receive, send)
 
         return real_client
