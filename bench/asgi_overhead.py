@@ -139,6 +139,19 @@ def entry(app: Any, **settings_keywords: Any) -> Any:
     return announce_startup(app.asgi_entry(settings), lambda: None)
 
 
+def edge_only(**settings_keywords: Any) -> Any:
+    """The built-in edge wrappers alone (no Quart, no plugin distribution) around the raw ASGI app:
+    the difference with the raw row is what the edge features cost, without Quart's noise."""
+    from aeros_core.pipeline import AsgiWrapper, collect, compose_asgi
+    from aeros_core.runner.serve import announce_startup
+    from aeros_core.runner.settings import ServerSettings
+
+    app = aeros_app(disable_plugins=["request", "cache", "compress", "headers", "hello", "uvicorn", "granian"])
+    settings = ServerSettings(**settings_keywords)
+    wrappers = collect(app.plugin_manager.hook.aeros_asgi_wrapper(app=app, settings=settings), AsgiWrapper)
+    return announce_startup(compose_asgi(raw_asgi_app, wrappers), lambda: None)
+
+
 async def raw_asgi_app(scope: dict, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
@@ -176,7 +189,46 @@ def variants(only: str | None = None) -> list[tuple[str, Callable[[], Any]]]:
             lambda: entry(aeros_app(), access_log_to_std=False, soft_limit=100),
         ),
     ]
-    # The edge features (docs/deployment.md), each against the row above it: "edge off" is the floor.
+    # The edge features alone around the raw ASGI app: each row against "edge-only: off".
+    bare = {"access_log_to_std": False, "request_id_header": None}
+    proxies = {"trusted_proxies": ["127.0.0.1"]}
+    found += [
+        ("edge-only: off (raw app + announce_startup)", lambda: edge_only(**bare)),
+        ("edge-only: request id", lambda: edge_only(**{**bare, "request_id_header": "X-Request-ID"})),
+        ("edge-only: trusted_proxies, no forwarding headers", lambda: edge_only(**bare, **proxies)),
+        (
+            "edge-only: trusted_proxies, X-Forwarded-* + X-Request-ID (off: same headers)",
+            lambda: (edge_only(**bare, **proxies), "/hello", FORWARDED_HEADERS),
+        ),
+        (
+            "edge-only: off, with the X-Forwarded-* + X-Request-ID headers",
+            lambda: (edge_only(**bare), "/hello", FORWARDED_HEADERS),
+        ),
+        (
+            "edge-only: trusted_proxies + request id taken from the proxy",
+            lambda: (
+                edge_only(**{**bare, "request_id_header": "X-Request-ID"}, **proxies),
+                "/hello",
+                FORWARDED_HEADERS,
+            ),
+        ),
+        (
+            "edge-only: health_path + ready_path set, a normal request",
+            lambda: edge_only(**bare, health_path="/healthz", ready_path="/readyz"),
+        ),
+        ("edge-only: access log, common format", lambda: edge_only(**bare, access_log_file=os.devnull)),
+        (
+            'edge-only: access log, "json"',
+            lambda: edge_only(**bare, access_log_file=os.devnull, access_log_format="json"),
+        ),
+        (
+            "edge-only: access log, template",
+            lambda: edge_only(
+                **bare, access_log_file=os.devnull, access_log_format='%(h)s %(t)s "%(r)s" %(s)s %(b)s %(D)s'
+            ),
+        ),
+    ]
+    # The edge features (docs/deployment.md) with Quart, each against the row above it: "edge off" is the floor.
     off = {"access_log_to_std": False, "request_id_header": None}
     found += [
         ("edge off: runner entry, access log off, request_id_header=None", lambda: entry(aeros_app(), **off)),

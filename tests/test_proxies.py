@@ -121,7 +121,7 @@ def test_untrusted_peer_headers_are_removed_not_applied():
         [(b"x-forwarded-for", b"1.2.3.4"), (b"x-forwarded-host", b"evil"), (b"x-request-id", b"mine"), (b"a", b"b")],
         client=("203.0.113.50", 1234),
     )
-    out = rewrite(scope, VIEWS, False, WATCHED, KEEP)
+    out = rewrite(scope, VIEWS, False, False, WATCHED, KEEP)
     assert out["client"] == ("203.0.113.50", 1234)
     assert out["headers"] == [(b"host", b"internal:8000"), (b"a", b"b")]
     assert scope["headers"][1] == (b"x-forwarded-for", b"1.2.3.4"), "the server's scope is not mutated"
@@ -135,7 +135,7 @@ def test_trusted_peer_rewrites_client_scheme_host_and_server():
             (b"x-forwarded-host", b"shop.example"),
         ]
     )
-    out = rewrite(scope, VIEWS, True, WATCHED, KEEP)
+    out = rewrite(scope, VIEWS, True, True, WATCHED, KEEP)
     assert out["client"] == ("198.51.100.2", 0) and out["scheme"] == "https"
     assert out["server"] == ("shop.example", 443)
     assert (b"host", b"shop.example") in out["headers"] and (b"host", b"internal:8000") not in out["headers"]
@@ -143,7 +143,7 @@ def test_trusted_peer_rewrites_client_scheme_host_and_server():
 
 def test_no_forwarding_headers_costs_no_copy():
     scope = scope_with([(b"user-agent", b"x")])
-    assert rewrite(scope, VIEWS, True, WATCHED, KEEP) is scope
+    assert rewrite(scope, VIEWS, True, True, WATCHED, KEEP) is scope
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_no_forwarding_headers_costs_no_copy():
     ],
 )
 def test_malformed_headers_from_a_trusted_peer_are_ignored_and_removed(headers):
-    out = rewrite(scope_with(headers), VIEWS, True, WATCHED, KEEP)
+    out = rewrite(scope_with(headers), VIEWS, True, True, WATCHED, KEEP)
     assert out["client"] == ("127.0.0.1", 5000) and out["scheme"] == "http"
     assert not [name for name, _ in out["headers"] if name.startswith(b"x-forwarded") or name == b"forwarded"]
 
@@ -169,6 +169,7 @@ def test_bad_proto_and_host_values_are_not_applied():
             [(b"x-forwarded-for", b"198.51.100.2"), (b"x-forwarded-proto", b"gopher"), (b"x-forwarded-host", b"a b/c")]
         ),
         VIEWS,
+        True,
         True,
         WATCHED,
         KEEP,
@@ -212,7 +213,7 @@ header_values = st.one_of(
 @given(st.lists(st.tuples(header_names, header_values), max_size=6), st.booleans())
 def test_fuzz_rewrite_never_raises_and_yields_a_sane_scope(headers, trusted_peer):
     client = ("127.0.0.1", 5000) if trusted_peer else ("203.0.113.1", 5000)
-    out = rewrite(scope_with(headers, client), VIEWS, trusted_peer, WATCHED, KEEP)
+    out = rewrite(scope_with(headers, client), VIEWS, trusted_peer, trusted_peer, WATCHED, KEEP)
     assert out["scheme"] in ("http", "https")
     host, port = out["client"]
     assert isinstance(port, int) and 0 <= port <= 65535

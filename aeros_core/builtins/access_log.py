@@ -86,6 +86,22 @@ class _Clock:
         return self.text
 
 
+class _IsoClock:
+    """ISO 8601 UTC time with milliseconds; the seconds formatted once per second."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self.second:
+            self.second = second
+            self.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self.text}.{int((now - second) * 1000):03d}Z"
+
+
 class AccessLogWriter:
     """Collects lines and writes them to every stream once per event-loop turn."""
 
@@ -245,17 +261,24 @@ def json_formatter(contributed: Mapping[str, Callable[[dict], Any]]) -> Callable
     extra = [(name, get) for name, get in contributed.items() if name != "request_id"]
     get_request_id = contributed.get("request_id")
 
+    clock = _IsoClock()
+
     def format_line(record: Record) -> str:
         scope = record.scope
-        now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        user_agent = referer = None
+        for header, value in scope["headers"]:
+            if header == b"user-agent":
+                user_agent = value.decode("latin-1")
+            elif header == b"referer":
+                referer = value.decode("latin-1")
+        client = scope.get("client")
         line = (
-            f'{{"time":"{stamp}","client":{string(record.client())},"method":{string(scope["method"])},'
-            f'"path":{string(record.path())},"query":{string(record.query())},"status":{record.status},'
+            f'{{"time":"{clock.now()}","client":{string(client[0] if client else None)},'
+            f'"method":{string(scope["method"])},"path":{string(record.path())},'
+            f'"query":{string(record.query())},"status":{record.status},'
             f'"bytes":{record.size},"duration_ms":{record.seconds * 1000:.3f},'
             f'"request_id":{other(get_request_id(scope) if get_request_id else None)},'
-            f'"user_agent":{string(record.request_header(b"user-agent"))},'
-            f'"referer":{string(record.request_header(b"referer"))}'
+            f'"user_agent":{string(user_agent)},"referer":{string(referer)}'
         )
         for name, get in extra:
             try:

@@ -227,7 +227,8 @@ def forwarded_view(
 # --- the scope ------------------------------------------------------------------------------
 
 
-View = tuple[Node | None, str | None, str | None]  #: client (None: the peer), valid proto, valid host
+#: client (None: the peer), valid proto, valid host as sent in a Host header and as ``(name, port or None)``
+View = tuple[Node | None, str | None, bytes | None, tuple[str, int | None] | None]
 
 
 class ForwardedViews:
@@ -250,7 +251,15 @@ class ForwardedViews:
             found = forwarded_view(values, self.trusted)
         except (ValueError, IndexError):  # belt and braces: a parser bug must never cost a 5xx
             found = None
-        view = None if found is None else (found[0], valid_proto(found[1]), valid_host(found[2]))
+        view = None
+        if found is not None:
+            host = valid_host(found[2])
+            view = (
+                found[0],
+                valid_proto(found[1]),
+                host.encode() if host else None,
+                _server_of(host) if host else None,
+            )
         if sum(len(value) for _, value in headers) <= _CACHED_VALUES_MAX:  # bounded memory
             if len(self._known) >= _CACHE_LIMIT:
                 self._known.clear()
@@ -259,10 +268,17 @@ class ForwardedViews:
 
 
 def rewrite(
-    scope: dict, views: ForwardedViews, peer_trusted: bool, watched: frozenset[bytes], keep: frozenset[bytes]
+    scope: dict,
+    views: ForwardedViews,
+    client_trusted: bool,
+    peer_trusted: bool,
+    watched: frozenset[bytes],
+    keep: frozenset[bytes],
 ) -> dict:
     """The scope as the real client sent it. Returns ``scope`` itself when nothing changes.
 
+    ``client_trusted``: the scope's client is a trusted proxy (its forwarding headers are read);
+    ``peer_trusted``: the connection came from a trusted proxy (the same, or the PROXY protocol);
     ``watched``: the headers only a proxy may set (forwarding headers and the request id);
     ``keep``: those of them kept when the connection's peer is trusted (the request id).
     """
@@ -287,20 +303,22 @@ def rewrite(
     drop = others or []
     scope = dict(scope)
     if forwarding is not None:
-        client = scope.get("client")
-        view = views(tuple(forwarding)) if client and views.trusted(client[0]) else None
+        view = views(tuple(forwarding)) if client_trusted else None
         if view is None:
             drop.extend(name for name, _ in forwarding)
         else:
-            node, proto, host = view
+            node, proto, host, server = view
             if node is not None:
                 scope["client"] = node
             if proto is not None:
                 scope["scheme"] = ("wss" if proto == "https" else "ws") if scope["type"] == "websocket" else proto
-            if host is not None:
-                scope["server"] = _server_of(host, scope.get("scheme", "http"))
+            if host is not None and server is not None:
+                name, port = server
+                if port is None:
+                    port = 443 if scope.get("scheme") in ("https", "wss") else 80
+                scope["server"] = (name, port)
                 headers = [header for header in scope["headers"] if header[0] != b"host" and header[0] not in drop]
-                headers.append((b"host", host.encode("latin-1")))
+                headers.append((b"host", host))
                 scope["headers"] = headers
                 return scope
     if drop:
@@ -308,14 +326,14 @@ def rewrite(
     return scope
 
 
-def _server_of(host: str, scheme: str) -> tuple[str, int]:
+def _server_of(host: str) -> tuple[str, int | None]:
+    """``("name", port)`` of a valid Host value; port None when not given (the scheme's default)."""
     if host.startswith("["):
         name, _, port = host[1:].partition("]")
         port = port[1:]
     else:
         name, _, port = host.partition(":")
-    default = 443 if scheme in ("https", "wss") else 80
-    return name, int(port) if port else default
+    return name, int(port) if port else None
 
 
 _FORWARDING = frozenset({FORWARDED, X_FOR, X_PROTO, X_HOST})
@@ -331,12 +349,13 @@ def trusted_proxies(settings: ServerSettings) -> Any:
     behind_proxy_protocol = settings.proxy_protocol
 
     def wrap(app: ASGIApp) -> ASGIApp:
-        async def real_client(scope: dict, receive: Any, send: Any) -> None:
+        def real_client(scope: dict, receive: Any, send: Any) -> Any:
+            # A plain function returning the app's awaitable: no coroutine frame of ours per request.
             if scope["type"] == "http" or scope["type"] == "websocket":
                 client = scope.get("client")
-                peer_trusted = behind_proxy_protocol or bool(client and trusted(client[0]))
-                scope = rewrite(scope, views, peer_trusted, watched, keep)
-            await app(scope, receive, send)
+                client_trusted = bool(client and trusted(client[0]))
+                scope = rewrite(scope, views, client_trusted, behind_proxy_protocol or client_trusted, watched, keep)
+            return app(scope, receive, send)
 
         return real_client
 
