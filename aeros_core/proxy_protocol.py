@@ -19,7 +19,7 @@ import asyncio
 import ipaddress
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -268,13 +268,14 @@ class ProxyProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio's classes
-        peer = transport.get_extra_info("peername")
+        connection: Any = transport  # a TCP transport (uvloop's are not asyncio's classes)
+        self._transport = connection
+        peer = connection.get_extra_info("peername")
         host = peer[0] if isinstance(peer, tuple) else ""
         if not (host and self._trusted(host)):
-            transport.abort()
+            connection.abort()
             return
-        self._timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT, transport.abort)
+        self._timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT, connection.abort)
 
     def data_received(self, data: bytes) -> None:
         if self._inner is not None:

@@ -23,7 +23,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Mapping
-from json.encoder import encode_basestring_ascii as _json_string  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import IO, Any
 
 from ..hookspecs import hookimpl
@@ -198,6 +198,18 @@ _BUILTIN_GETTERS: dict[str, Getter] = {
 }
 
 
+def _request_header_getter(name: bytes) -> Getter:
+    return lambda record: record.request_header(name)
+
+
+def _response_header_getter(name: bytes) -> Getter:
+    return lambda record: record.response_header(name)
+
+
+def _contributed_getter(get: Callable[[dict], Any]) -> Getter:
+    return lambda record: get(record.scope)
+
+
 def template_formatter(
     template: str, contributed: Mapping[str, Callable[[dict], Any]]
 ) -> tuple[Callable[[Record], str], bool]:
@@ -212,14 +224,14 @@ def template_formatter(
         if header:
             name = header.group(1).lower().encode("latin-1")
             if header.group(2) == "i":
-                getters[atom] = lambda r, name=name: r.request_header(name)
+                getters[atom] = _request_header_getter(name)
             else:
                 needs_response_headers = True
-                getters[atom] = lambda r, name=name: r.response_header(name)
+                getters[atom] = _response_header_getter(name)
         elif atom in _BUILTIN_GETTERS:
             getters[atom] = _BUILTIN_GETTERS[atom]
         elif atom in contributed:
-            getters[atom] = lambda r, get=contributed[atom]: get(r.scope)
+            getters[atom] = _contributed_getter(contributed[atom])
         elif atom == "request_id":
             getters[atom] = lambda r: None  # request ids are off (request_id_header=None)
         else:

@@ -30,7 +30,7 @@ class HypercornBackend:
         config.keep_alive_timeout = settings.keep_alive_timeout
         config.backlog = settings.backlog
         config.accesslog = None  # the access-log plugin logs, whatever the backend
-        config.aeros_proxy_gate = stream_gate(settings)  # None unless proxy_protocol=True
+        config.aeros_proxy_gate = stream_gate(settings)  # type: ignore[attr-defined]  # None unless proxy_protocol
         errors = logging.getLogger(SERVER_LOGGER)
         config.errorlog = errors
         config.loglevel = logging.getLevelName(errors.getEffectiveLevel())
