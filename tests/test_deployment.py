@@ -225,6 +225,30 @@ def test_haproxy_real_client_request_id_and_readiness(aeros_server, tools, tmp_p
 
 
 @needs_haproxy
+def test_haproxy_sigterm_takes_the_server_out_before_it_closes(aeros_server, tools, tmp_path):
+    """The documented rolling restart: SIGTERM -> /readyz 503 -> HAProxy marks the server down
+    within inter x fall -> aeros closes after drain_delay. Through HAProxy, every answer is aeros's
+    200 or HAProxy's own 503 (no server left): never a 502 from a refused or reset connection."""
+    process, aeros_port, log = aeros_server()
+    haproxy = start_haproxy(tools, tmp_path, haproxy_config(aeros_port, free_port()))
+    seen: list[int] = []
+    with client() as http:
+        wait_for(lambda: http.get(haproxy.url + "/who").status_code == 200, "HAProxy to route to aeros")
+        process.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            response = http.get(haproxy.url + "/who", headers={"Connection": "close"})
+            seen.append(response.status_code)
+            if response.status_code == 503:
+                assert "No server is available" in response.text, response.text
+                break
+            assert response.status_code == 200, (response.status_code, response.text)
+    assert seen[-1] == 503, f"HAProxy never took the server out: {seen}"
+    assert logged(log, lambda r: r["path"] == "/readyz" and r["status"] == 503)["client"] == "127.0.0.1"
+    assert process.wait(60) == 0
+
+
+@needs_haproxy
 @pytest.mark.parametrize("server", [name for name in installed_backends() if name in ("hypercorn", "uvicorn")])
 def test_haproxy_proxy_protocol_v2(aeros_server, tools, tmp_path, server):
     process, aeros_port, log = aeros_server(server, proxy_protocol=True)

@@ -16,6 +16,7 @@ shutdown began.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -79,7 +80,7 @@ class HealthPlugin:
         returns True within ``timeout`` seconds. ``@app.ready_check`` or ``@app.ready_check(timeout=1)``."""
 
         def register(check: ReadyCheck) -> ReadyCheck:
-            if not asyncio.iscoroutinefunction(check):
+            if not inspect.iscoroutinefunction(check):
                 raise TypeError(f"@app.ready_check needs an async def, got {check!r}")
             self.checks.append((check, timeout))
             return check
