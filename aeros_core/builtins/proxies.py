@@ -54,6 +54,12 @@ class TrustedProxies:
         specs = [spec.strip() for spec in specs if spec.strip()]
         self.everyone = "*" in specs
         self.networks = [ipaddress.ip_network(spec, strict=False) for spec in specs if spec != "*"]
+        #: IPv4 networks as (address, mask) integers: an IPv4 client is checked without ipaddress
+        self._v4 = [
+            (int(network.network_address), int(network.netmask))
+            for network in self.networks
+            if isinstance(network, ipaddress.IPv4Network)
+        ]
         self._known: dict[str, bool] = {}
 
     def __call__(self, host: str) -> bool:
@@ -65,6 +71,15 @@ class TrustedProxies:
         return known
 
     def _check(self, host: str) -> bool:
+        if ":" not in host:  # IPv4 (or not an address)
+            try:
+                packed = socket.inet_pton(socket.AF_INET, host)
+            except (OSError, ValueError):
+                return False
+            if self.everyone:
+                return True
+            number = int.from_bytes(packed, "big")
+            return any(number & mask == address for address, mask in self._v4)
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
@@ -231,6 +246,9 @@ def forwarded_view(
 View = tuple[Node | None, str | None, bytes | None, tuple[str, int | None] | None]
 
 
+_UNKNOWN = object()
+
+
 class ForwardedViews:
     """:func:`forwarded_view` with validated proto and host, remembered per distinct header values
     (a client on a kept-alive connection sends the same ones again and again)."""
@@ -240,10 +258,9 @@ class ForwardedViews:
         self._known: dict[tuple[tuple[bytes, bytes], ...], View | None] = {}
 
     def __call__(self, headers: tuple[tuple[bytes, bytes], ...]) -> View | None:
-        try:
-            return self._known[headers]
-        except KeyError:
-            pass
+        known = self._known.get(headers, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[return-value]
         values: dict[bytes, list[str]] = {}
         for name, value in headers:
             values.setdefault(name, []).append(value.decode("latin-1"))
