@@ -13,8 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -202,7 +203,7 @@ def start_haproxy(tools: list[Tool], tmp_path: Path, config: str) -> Tool:
 
 @needs_haproxy
 def test_haproxy_real_client_request_id_and_readiness(aeros_server, tools, tmp_path):
-    process, aeros_port, log = aeros_server()
+    _process, aeros_port, log = aeros_server()
     haproxy = start_haproxy(tools, tmp_path, haproxy_config(aeros_port, free_port()))
     with client() as http:
         wait_for(lambda: http.get(haproxy.url + "/who").status_code == 200, "HAProxy to route to aeros")
@@ -251,7 +252,7 @@ def test_haproxy_sigterm_takes_the_server_out_before_it_closes(aeros_server, too
 @needs_haproxy
 @pytest.mark.parametrize("server", [name for name in installed_backends() if name in ("hypercorn", "uvicorn")])
 def test_haproxy_proxy_protocol_v2(aeros_server, tools, tmp_path, server):
-    process, aeros_port, log = aeros_server(server, proxy_protocol=True)
+    _process, aeros_port, log = aeros_server(server, proxy_protocol=True)
     haproxy = start_haproxy(tools, tmp_path, haproxy_config(aeros_port, free_port(), proxy_protocol=True))
     with client() as http:
         answer = wait_for(
@@ -267,7 +268,7 @@ def test_haproxy_proxy_protocol_v2(aeros_server, tools, tmp_path, server):
 
 
 def test_direct_untrusted_client_cannot_spoof(aeros_server):
-    process, aeros_port, log = aeros_server()
+    _process, aeros_port, log = aeros_server()
     with client() as http:
         answer = http.get(
             f"http://127.0.0.1:{aeros_port}/who",
@@ -289,7 +290,7 @@ def test_direct_untrusted_client_cannot_spoof(aeros_server):
 
 @needs_nginx
 def test_nginx_real_client_and_request_id(aeros_server, tools, tmp_path):
-    process, aeros_port, log = aeros_server()
+    _process, aeros_port, log = aeros_server()
     port = free_port()
     site = block("nginx", "proxy_set_header X-Request-ID")
     site = substitute(site, "listen 80;", f"listen 127.0.0.1:{port};")
