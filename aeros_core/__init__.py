@@ -1,6 +1,7 @@
 """The aeros core: ``WebServer``, the hook specifications, the plugin manager and the runner."""
 
 from .app import WebServer
+from .builtins.request_id import request_id
 from .hookspecs import hookimpl, hookspec
 from .options import Option, UnknownOptionError
 from .pipeline import AfterResponse, AsgiWrapper, BeforeRequest, Stage
@@ -26,4 +27,5 @@ __all__ = [
     "WebServer",
     "hookimpl",
     "hookspec",
+    "request_id",
 ]

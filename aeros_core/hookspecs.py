@@ -11,7 +11,7 @@ stage sits nearer the view. See ``docs/plugins.md`` for a worked example of each
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Union
 
 import pluggy
 
@@ -97,6 +97,23 @@ def aeros_asgi_wrapper(
     Wrappers are composed with the lowest stage innermost, so an OBSERVE wrapper (access log)
     sees everything and a HEADERS wrapper adds headers to a LIMIT 503. A wrapper can answer
     before Quart builds a request context: the cheapest place for a cache hit. Sync.
+    """
+
+
+@hookspec
+def aeros_access_log_fields(
+    app: "WebServer", settings: "ServerSettings"
+) -> "Optional[Mapping[str, Callable[[dict[str, Any]], Any]]]":
+    """Contribute fields to the access log: ``{"name": getter}``.
+
+    Called once per served app, when the access log is built (only if the access log is on).
+    Each ``getter(scope)`` is called once per logged request, after the response was sent,
+    in the request's context (context variables set by an ASGI wrapper above
+    ``Stage.OBSERVE`` are visible; values an inner wrapper wants logged go in the scope, e.g.
+    ``scope["extensions"]["myplugin"]``). It returns a JSON-serialisable value or None. The
+    field appears in ``access_log_format="json"`` lines under its name, and as the
+    ``%(name)s`` atom of a template (None is written ``-``). The core contributes
+    ``request_id``. Names must not shadow the built-in fields. Stage: OBSERVE. Sync.
     """
 
 

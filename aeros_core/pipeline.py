@@ -29,6 +29,9 @@ class Stage(IntEnum):
     HEADERS = 200  #: global headers, CORS, security headers
     ENCODE = 300  #: content-coding (compression): always last to touch the body
     OBSERVE = 900  #: access log, metrics: sees every response as sent
+    REQUEST_ID = 950  #: request id: set before the access log and the view read it, on every response
+    HEALTH = 975  #: health_path / ready_path: answered above the log (unless log_health) and the request id
+    PROXY = 1000  #: trusted proxies: outermost, rewrites the scope before any other step reads it
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,15 @@ SCOPE_HEADERS = [
 ]
 
 
-def scope_for(path: str) -> dict[str, Any]:
+FORWARDED_HEADERS = [
+    (b"x-forwarded-for", b"198.51.100.23"),
+    (b"x-forwarded-proto", b"https"),
+    (b"x-forwarded-host", b"shop.example"),
+    (b"x-request-id", b"5f0c9a3e-8d6b-4a53-9d38-0c2f3e1b7a11"),
+]
+
+
+def scope_for(path: str, extra_headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -39,7 +47,7 @@ def scope_for(path: str) -> dict[str, Any]:
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": list(SCOPE_HEADERS),
+        "headers": [*SCOPE_HEADERS, *(extra_headers or ())],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
         "extensions": {},
@@ -86,11 +94,11 @@ async def lifespan(app: Any) -> None:
     task.cancel()
 
 
-async def time_requests(app: Any, path: str, count: int) -> float:
+async def time_requests(app: Any, path: str, count: int, extra_headers: Any = None) -> float:
     send, statuses = counting_send()
     started = time.process_time()
     for _ in range(count):
-        await app(scope_for(path), new_receive(), send)
+        await app(scope_for(path, extra_headers), new_receive(), send)
     elapsed = (time.process_time() - started) / count * 1e6
     if set(statuses) != {200}:
         raise RuntimeError(f"{path}: statuses {set(statuses)}")
@@ -131,6 +139,19 @@ def entry(app: Any, **settings_keywords: Any) -> Any:
     return announce_startup(app.asgi_entry(settings), lambda: None)
 
 
+def edge_only(**settings_keywords: Any) -> Any:
+    """The built-in edge wrappers alone (no Quart, no plugin distribution) around the raw ASGI app:
+    the difference with the raw row is what the edge features cost, without Quart's noise."""
+    from aeros_core.pipeline import AsgiWrapper, collect, compose_asgi
+    from aeros_core.runner.serve import announce_startup
+    from aeros_core.runner.settings import ServerSettings
+
+    app = aeros_app(disable_plugins=["request", "cache", "compress", "headers", "hello", "uvicorn", "granian"])
+    settings = ServerSettings(**settings_keywords)
+    wrappers = collect(app.plugin_manager.hook.aeros_asgi_wrapper(app=app, settings=settings), AsgiWrapper)
+    return announce_startup(compose_asgi(raw_asgi_app, wrappers), lambda: None)
+
+
 async def raw_asgi_app(scope: dict, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
@@ -148,7 +169,7 @@ async def raw_asgi_app(scope: dict, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"Hello, World!"})
 
 
-def variants() -> list[tuple[str, Callable[[], Any]]]:
+def variants(only: str | None = None) -> list[tuple[str, Callable[[], Any]]]:
     import aeros_app as bench_app  # the bench's aeros app: cache + compression when installed
 
     optional = ["request", "cache", "compress", "headers", "hello", "uvicorn"]
@@ -166,6 +187,99 @@ def variants() -> list[tuple[str, Callable[[], Any]]]:
         (
             "aeros bare: runner entry, soft_limit=100",
             lambda: entry(aeros_app(), access_log_to_std=False, soft_limit=100),
+        ),
+    ]
+    # The edge features alone around the raw ASGI app: each row against "edge-only: off".
+    bare = {"access_log_to_std": False, "request_id_header": None}
+    proxies = {"trusted_proxies": ["127.0.0.1"]}
+    found += [
+        ("edge-only: off (raw app + announce_startup)", lambda: edge_only(**bare)),
+        ("edge-only: request id", lambda: edge_only(**{**bare, "request_id_header": "X-Request-ID"})),
+        ("edge-only: trusted_proxies, no forwarding headers", lambda: edge_only(**bare, **proxies)),
+        (
+            "edge-only: trusted_proxies, X-Forwarded-* + X-Request-ID (off: same headers)",
+            lambda: (edge_only(**bare, **proxies), "/hello", FORWARDED_HEADERS),
+        ),
+        (
+            "edge-only: off, with the X-Forwarded-* + X-Request-ID headers",
+            lambda: (edge_only(**bare), "/hello", FORWARDED_HEADERS),
+        ),
+        (
+            "edge-only: trusted_proxies + request id taken from the proxy",
+            lambda: (
+                edge_only(**{**bare, "request_id_header": "X-Request-ID"}, **proxies),
+                "/hello",
+                FORWARDED_HEADERS,
+            ),
+        ),
+        (
+            "edge-only: health_path + ready_path set, a normal request",
+            lambda: edge_only(**bare, health_path="/healthz", ready_path="/readyz"),
+        ),
+        ("edge-only: access log, common format", lambda: edge_only(**bare, access_log_file=os.devnull)),
+        (
+            'edge-only: access log, "json"',
+            lambda: edge_only(**bare, access_log_file=os.devnull, access_log_format="json"),
+        ),
+        (
+            "edge-only: access log, template",
+            lambda: edge_only(
+                **bare, access_log_file=os.devnull, access_log_format='%(h)s %(t)s "%(r)s" %(s)s %(b)s %(D)s'
+            ),
+        ),
+    ]
+    # The edge features (docs/deployment.md) with Quart, each against the row above it: "edge off" is the floor.
+    off = {"access_log_to_std": False, "request_id_header": None}
+    found += [
+        ("edge off: runner entry, access log off, request_id_header=None", lambda: entry(aeros_app(), **off)),
+        (
+            "edge off: the same, with X-Forwarded-* + X-Request-ID headers (for the rows that send them)",
+            lambda: (entry(aeros_app(), **off), "/hello", FORWARDED_HEADERS),
+        ),
+        (
+            "edge: + request id (generated; the default)",
+            lambda: entry(aeros_app(), **{**off, "request_id_header": "X-Request-ID"}),
+        ),
+        (
+            "edge: + trusted_proxies, request without forwarding headers",
+            lambda: entry(aeros_app(), **off, trusted_proxies=["127.0.0.1"]),
+        ),
+        (
+            "edge: + trusted_proxies, X-Forwarded-For/-Proto/-Host + X-Request-ID from the proxy",
+            lambda: (entry(aeros_app(), **off, trusted_proxies=["127.0.0.1"]), "/hello", FORWARDED_HEADERS),
+        ),
+        (
+            "edge: + trusted_proxies + request id, forwarded headers + X-Request-ID",
+            lambda: (
+                entry(aeros_app(), **{**off, "request_id_header": "X-Request-ID"}, trusted_proxies=["127.0.0.1"]),
+                "/hello",
+                FORWARDED_HEADERS,
+            ),
+        ),
+        (
+            "edge: + health_path/ready_path set, a normal request",
+            lambda: entry(aeros_app(), **off, health_path="/healthz", ready_path="/readyz"),
+        ),
+        (
+            "edge: /healthz answered at the edge",
+            lambda: (entry(aeros_app(), **off, health_path="/healthz", ready_path="/readyz"), "/healthz"),
+        ),
+        (
+            "edge: access log on (to a file), common format",
+            lambda: entry(aeros_app(), **off, access_log_file=os.devnull),
+        ),
+        (
+            'edge: access log on (to a file), access_log_format="json"',
+            lambda: entry(aeros_app(), **off, access_log_file=os.devnull, access_log_format="json"),
+        ),
+        (
+            "edge: access log on (to a file), a gunicorn-like template",
+            lambda: entry(
+                aeros_app(),
+                **off,
+                access_log_file=os.devnull,
+                access_log_format='%(h)s %(t)s "%(r)s" %(s)s %(b)s %(D)s',
+            ),
         ),
     ]
     if bench_app.HAS_CACHE:
@@ -200,24 +314,24 @@ def variants() -> list[tuple[str, Callable[[], Any]]]:
                 lambda: (entry(bench_app.app, access_log_to_std=False), "/cached"),
             )
         )
-    return found
+    return [(name, make) for name, make in found if only is None or only in name]
 
 
-async def main_async(count: int, rounds: int) -> None:
+async def main_async(count: int, rounds: int, only: str | None = None) -> None:
     """Rounds interleave the variants, so drift of a busy machine spreads over all of them."""
     apps = []
-    for name, make in variants():
+    for name, make in variants(only):
         made = make()
-        app, path = made if isinstance(made, tuple) else (made, "/hello")
+        app, path, extra = (*made, None)[:3] if isinstance(made, tuple) else (made, "/hello", None)
         await lifespan(app)
-        await time_requests(app, path, 200)  # warm up (and fill a cache)
-        apps.append((name, app, path))
-    times: dict[str, list[float]] = {name: [] for name, _, _ in apps}
+        await time_requests(app, path, 200, extra)  # warm up (and fill a cache)
+        apps.append((name, app, path, extra))
+    times: dict[str, list[float]] = {name: [] for name, _, _, _ in apps}
     for _ in range(rounds):
-        for name, app, path in apps:
-            times[name].append(await time_requests(app, path, count))
+        for name, app, path, extra in apps:
+            times[name].append(await time_requests(app, path, count, extra))
     print(f"{count} requests x {rounds} rounds each; µs per request: min and median of the rounds")
-    for name, _, _ in apps:
+    for name, _, _, _ in apps:
         print(f"{min(times[name]):8.1f} {statistics.median(times[name]):8.1f}  {name}")
 
 
@@ -225,13 +339,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--only", help="run only the rows whose name contains this text (e.g. 'edge')")
     args = parser.parse_args()
     from aeros_core.runner.serve import new_event_loop
 
     loop = new_event_loop()
     print(f"loop: {type(loop).__module__}")
     try:
-        loop.run_until_complete(main_async(args.count, args.rounds))
+        loop.run_until_complete(main_async(args.count, args.rounds, args.only))
     finally:
         loop.close()
 

@@ -202,7 +202,7 @@ def test_each_hook_example_registers_and_serves(hook: str, serve):
     if hook == "aeros_after_response":
         assert response.headers["x-uptime"].isdigit()
     elif hook == "aeros_asgi_wrapper":
-        assert response.headers["x-request-id"] == f"{os.getpid()}-1"
+        assert response.headers["x-request-number"] == f"{os.getpid()}-1"
     elif hook == "aeros_before_request":
         instance.down = True
         down = httpx.get(server.url + "/", timeout=10)

@@ -7,6 +7,7 @@ import socket
 from typing import Any, Awaitable, Callable
 
 from ..hookspecs import hookimpl
+from ..proxy_protocol import stream_gate
 from ..runner.logs import SERVER_LOGGER
 from ..runner.settings import ServerSettings
 from .hypercorn_connection import aeros_worker_serve
@@ -16,6 +17,7 @@ class HypercornBackend:
     """HTTP/1.1 and HTTP/2 (ALPN over TLS) through Hypercorn's asyncio worker."""
 
     name = "hypercorn"
+    proxy_protocol = True  #: reads PROXY headers (aeros_core.proxy_protocol.stream_gate)
 
     def config(self, settings: ServerSettings) -> Any:
         from hypercorn.config import Config
@@ -28,6 +30,7 @@ class HypercornBackend:
         config.keep_alive_timeout = settings.keep_alive_timeout
         config.backlog = settings.backlog
         config.accesslog = None  # the access-log plugin logs, whatever the backend
+        config.aeros_proxy_gate = stream_gate(settings)  # type: ignore[attr-defined]  # None unless proxy_protocol
         errors = logging.getLogger(SERVER_LOGGER)
         config.errorlog = errors
         config.loglevel = logging.getLevelName(errors.getEffectiveLevel())

@@ -94,6 +94,15 @@ def aeros_tcp_server() -> type:
             self.coalescer = CoalescingTransport(self.writer.transport)
             self.idle_task: _IdleTimer = _IdleTimer(self)  # type: ignore[assignment]  # same restart/stop
 
+        async def run(self) -> None:
+            gate = getattr(self.config, "aeros_proxy_gate", None)
+            if gate is not None:  # proxy_protocol=True: the PROXY header comes before HTTP
+                writer = await gate(self.reader, self.writer)
+                if writer is None:
+                    return self.idle_task.end()
+                self.writer = writer
+            await super().run()
+
         async def protocol_send(self, event: Event) -> None:
             if not isinstance(event, RawData):
                 return await super().protocol_send(event)

@@ -38,9 +38,12 @@ class UvicornBackend:
     """HTTP/1.1 (httptools, or h11 with ``http="h11"``) and WebSockets through uvicorn."""
 
     name = "uvicorn"
+    proxy_protocol = True  #: reads PROXY headers (aeros_core.proxy_protocol.protocol_factory)
 
     def config_keywords(self, settings: ServerSettings) -> dict[str, Any]:
         """The ``uvicorn.Config`` keywords for ``settings`` (``backend_options`` win)."""
+        from aeros_core.proxy_protocol import protocol_factory
+
         from .protocol import BoundedHttpToolsProtocol
 
         keywords: dict[str, Any] = {
@@ -66,6 +69,8 @@ class UvicornBackend:
             keywords[name] = value
         if keywords["http"] == "httptools":
             keywords["http"] = BoundedHttpToolsProtocol
+        if settings.proxy_protocol:  # the PROXY header comes before HTTP: read it first
+            keywords["http"] = protocol_factory(keywords["http"], settings)
         return keywords
 
     async def serve(
