@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from aeros_core.hookspecs import hookimpl
+from aeros_core.observe import listener
 from aeros_core.options import Option
 from aeros_core.pipeline import ASGIApp, AsgiWrapper, Stage
 
@@ -45,6 +46,9 @@ class CompressPlugin:
         self.variant_cache_size = DEFAULT_VARIANT_CACHE
         #: the middleware of each server this app was served by (for stats and tests)
         self.middlewares: list[CompressMiddleware] = []
+        self.app: Any = None
+        #: the aeros_compress_event hook caller, or None when no plugin listens
+        self.observe: Callable[..., Any] | None = None
 
     @hookimpl
     def aeros_options(self) -> list[Option]:
@@ -70,6 +74,8 @@ class CompressPlugin:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"compression_cache must be a number of bytes >= 0, got {size!r}")
         self.variant_cache_size = size
+        self.observe = listener(app, "aeros_compress_event")
+        self.app = app
 
     @hookimpl
     def aeros_asgi_wrapper(self, app: Any, settings: Any) -> AsgiWrapper | None:
@@ -80,5 +86,10 @@ class CompressPlugin:
     def wrap(self, asgi_app: ASGIApp) -> ASGIApp:
         variants = VariantCache(self.variant_cache_size) if self.variant_cache_size else None
         middleware = CompressMiddleware(asgi_app, self.algorithms, variants)
+        if self.observe is not None:
+            observe, app = self.observe, self.app
+            middleware.on_encoded = lambda scope, encoding, bytes_in, bytes_out: observe(
+                app=app, scope=scope, encoding=encoding, bytes_in=bytes_in, bytes_out=bytes_out
+            )
         self.middlewares.append(middleware)
         return middleware

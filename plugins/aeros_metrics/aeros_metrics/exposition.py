@@ -1,0 +1,68 @@
+"""Reading an instance's metric files and writing the Prometheus text format.
+
+prometheus_client's ``MultiProcessCollector`` does the merging (counters summed over every
+process that ever served, dead ones included; histograms summed bucket by bucket; the live-sum
+gauge summed over live processes); this module only decides which files can be trusted: a
+damaged file is left out with a warning (once per file), never an error for the scraper.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from typing import Any, Iterable
+
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.multiprocess import MultiProcessCollector
+
+log = logging.getLogger("aeros.metrics")
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+
+class _Merged:
+    """What ``generate_latest`` needs: something with ``collect()``."""
+
+    def __init__(self, metrics: Iterable[Any]) -> None:
+        self.metrics = list(metrics)
+
+    def collect(self) -> Iterable[Any]:
+        return self.metrics
+
+
+def readable(path: str) -> bool:
+    """Whether ``path`` parses as a metrics file (a file removed meanwhile is not readable)."""
+    try:
+        for key, _value, _timestamp, _position in MmapedDict.read_all_values_from_file(path):
+            json.loads(key)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+class Exposition:
+    """Renders one instance directory; remembers which damaged files it already warned about."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.warned: set[str] = set()
+
+    def render(self) -> bytes:
+        good = []
+        for path in sorted(glob.glob(os.path.join(self.directory, "*.db"))):
+            try:
+                if readable(path):
+                    good.append(path)
+            except Exception as error:
+                if path not in self.warned:
+                    self.warned.add(path)
+                    log.warning("metrics file %s is damaged and left out of the metrics: %r", path, error)
+        try:
+            merged = MultiProcessCollector.merge(good, accumulate=True)
+        except Exception as error:  # a file changed under us in a way the check did not see
+            log.warning("metrics of %s could not be merged: %r", self.directory, error)
+            return b"# metrics temporarily unavailable\n"
+        return generate_latest(_Merged(merged))  # type: ignore[arg-type]
