@@ -30,9 +30,19 @@ EDGE_MEMO_LIMIT = 4096
 
 
 def listener(app: Any, name: str) -> Callable[..., Any] | None:
-    """The hook caller ``app.plugin_manager.hook.<name>`` if some plugin implements it, else ``None``."""
-    caller = getattr(app.plugin_manager.hook, name)
-    return caller if caller.get_hookimpls() else None
+    """The caller of the event hook ``name`` for ``app``, or ``None`` when nobody listens.
+
+    Implementations whose plugin object has ``observing = False`` (installed, but switched off
+    for this app, like aeros-metrics without ``metrics=``) are left out. Call it once the app
+    is built (when a server starts or the pipeline is built), not in ``aeros_app_init``, where
+    later plugins have not read their options yet.
+    """
+    manager = app.plugin_manager
+    implementations = getattr(manager.hook, name).get_hookimpls()
+    off = [impl.plugin for impl in implementations if getattr(impl.plugin, "observing", True) is False]
+    if len(off) == len(implementations):
+        return None
+    return manager.subset_hook_caller(name, off) if off else getattr(manager.hook, name)
 
 
 def add_access_log_field(scope: MutableMapping[str, Any], name: str, value: str) -> None:

@@ -248,7 +248,6 @@ class CachePlugin:
         self.app = app
         self.backend = backend
         self.guard = Guard(backend) if backend is not None else None
-        self.observe = listener(app, "aeros_cache_event")
         app.cache = self.cache
         app.clear_cache = self.clear
         app.clear_cache_sync = self.clear_sync
@@ -259,6 +258,7 @@ class CachePlugin:
     def aeros_before_request(self, app: Any) -> BeforeRequest | None:
         if self.backend is None:
             return None
+        self.observe = listener(app, "aeros_cache_event")  # built once all plugins read their options
         return BeforeRequest(Stage.STORE, self._before)
 
     @hookimpl

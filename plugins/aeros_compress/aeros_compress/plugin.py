@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from aeros_core.hookspecs import hookimpl
 from aeros_core.observe import listener
@@ -47,8 +47,6 @@ class CompressPlugin:
         #: the middleware of each server this app was served by (for stats and tests)
         self.middlewares: list[CompressMiddleware] = []
         self.app: Any = None
-        #: the aeros_compress_event hook caller, or None when no plugin listens
-        self.observe: Callable[..., Any] | None = None
 
     @hookimpl
     def aeros_options(self) -> list[Option]:
@@ -74,7 +72,6 @@ class CompressPlugin:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"compression_cache must be a number of bytes >= 0, got {size!r}")
         self.variant_cache_size = size
-        self.observe = listener(app, "aeros_compress_event")
         self.app = app
 
     @hookimpl
@@ -86,8 +83,9 @@ class CompressPlugin:
     def wrap(self, asgi_app: ASGIApp) -> ASGIApp:
         variants = VariantCache(self.variant_cache_size) if self.variant_cache_size else None
         middleware = CompressMiddleware(asgi_app, self.algorithms, variants)
-        if self.observe is not None:
-            observe, app = self.observe, self.app
+        observe = listener(self.app, "aeros_compress_event")
+        if observe is not None:
+            app = self.app
             middleware.on_encoded = lambda scope, encoding, bytes_in, bytes_out: observe(
                 app=app, scope=scope, encoding=encoding, bytes_in=bytes_in, bytes_out=bytes_out
             )

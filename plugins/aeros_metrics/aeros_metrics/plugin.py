@@ -79,6 +79,11 @@ class MetricsPlugin:
         #: the supervisor's own values (worker restarts)
         self.own: ProcessMetrics | None = None
 
+    @property
+    def observing(self) -> bool:
+        """Whether this app listens to the event hooks (``metrics=`` is on); see ``aeros_core.observe.listener``."""
+        return self.config is not None
+
     @hookimpl
     def aeros_options(self) -> list[Option]:
         return [

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Sequence
+from typing import Sequence
 
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 

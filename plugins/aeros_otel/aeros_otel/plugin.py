@@ -60,6 +60,11 @@ class TracingPlugin:
         #: this serving process's provider, built in aeros_startup
         self.provider: TracerProvider | None = None
 
+    @property
+    def observing(self) -> bool:
+        """Whether this app listens to the event hooks (``tracing=`` is on); see ``aeros_core.observe.listener``."""
+        return self.config is not None
+
     @hookimpl
     def aeros_options(self) -> list[Option]:
         return [
