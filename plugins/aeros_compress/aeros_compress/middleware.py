@@ -380,11 +380,11 @@ class _Exchange:
         if len(encoded) >= len(body):  # incompressible: the original is the smaller answer
             await self.downstream(self.identity_start())
             return await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
+        on_encoded = self.mw.on_encoded
+        if on_encoded is not None:  # before the last message: observers may end their request there
+            on_encoded(self.scope, algorithm.encoding, len(body), len(encoded))
         await self.downstream(self.encoded_start(len(encoded)))
         await self.downstream({"type": "http.response.body", "body": encoded, "more_body": False})
-        on_encoded = self.mw.on_encoded
-        if on_encoded is not None:
-            on_encoded(self.scope, algorithm.encoding, len(body), len(encoded))
 
     async def give_up(self) -> None:
         self.mode = _PASS
@@ -426,10 +426,10 @@ class _Exchange:
         elif not out:
             return
         self.produced += len(out)
-        await self.downstream({"type": "http.response.body", "body": out, "more_body": more})
-        if not more and self.mw.on_encoded is not None:
+        if not more and self.mw.on_encoded is not None:  # before the last message, as above
             assert self.algorithm is not None
             self.mw.on_encoded(self.scope, self.algorithm.encoding, self.consumed, self.produced)
+        await self.downstream({"type": "http.response.body", "body": out, "more_body": more})
 
 
 def echo_weak_etag(message: dict, headers: Any, if_none_match: bytes) -> dict:

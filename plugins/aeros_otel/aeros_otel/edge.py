@@ -15,7 +15,7 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import Span, TracerProvider, format_trace_id
 
-from aeros_core.observe import ROUTE_KEY, RouteRecorder, add_access_log_field
+from aeros_core.observe import UNMATCHED, RouteRecorder, add_access_log_field
 from aeros_core.pipeline import ASGIApp
 
 #: ``scope[SPAN_KEY]``: the request's server span
@@ -30,30 +30,42 @@ def remember_span(span: Span, scope: dict) -> None:
         add_access_log_field(scope, "trace_id", format_trace_id(context.trace_id))
 
 
+def name_span(scope: dict, routes: RouteRecorder, status: int) -> None:
+    span = scope.get(SPAN_KEY)
+    if span is not None and span.is_recording():
+        route = routes.route(scope, status)
+        span.update_name(f"{scope['method']} {route}")
+        if route != UNMATCHED:
+            span.set_attribute("http.route", route)
+
+
 def name_by_route(app: ASGIApp, routes: RouteRecorder) -> ASGIApp:
-    """Runs inside the server span: renames it ``METHOD rule`` and sets ``http.route``."""
+    """Runs inside the server span: names it ``METHOD rule`` and sets ``http.route``.
+
+    Done before the last body message goes out: the instrumentation ends the span there.
+    """
 
     async def named(scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await app(scope, receive, send)
         status = 500
+        done = False
 
         def watching_send(message: dict) -> Any:
-            nonlocal status
-            if message["type"] == "http.response.start":
+            nonlocal status, done
+            kind = message["type"]
+            if kind == "http.response.start":
                 status = message["status"]
+            elif kind == "http.response.body" and not done and not message.get("more_body", False):
+                done = True
+                name_span(scope, routes, status)
             return send(message)
 
         try:
             await app(scope, receive, watching_send)
         finally:
-            span = scope.get(SPAN_KEY)
-            if span is not None and span.is_recording():
-                route = routes.route(scope, status)
-                method = scope["method"]
-                span.update_name(f"{method} {route}")
-                if scope.get(ROUTE_KEY) is not None or route != "<unmatched>":
-                    span.set_attribute("http.route", route)
+            if not done:
+                name_span(scope, routes, status)
 
     return named
 
