@@ -148,10 +148,21 @@ async def raw_asgi_app(scope: dict, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"Hello, World!"})
 
 
+def dropping_exporter() -> Any:
+    """An OpenTelemetry span exporter that sends nothing anywhere (the SDK's cost, not a network's)."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    return Dropping()
+
+
 def variants() -> list[tuple[str, Callable[[], Any]]]:
     import aeros_app as bench_app  # the bench's aeros app: cache + compression when installed
 
-    optional = ["request", "cache", "compress", "headers", "hello", "uvicorn"]
+    optional = ["request", "cache", "compress", "headers", "hello", "uvicorn", "metrics", "otel"]
     found = [
         ("raw ASGI app (the floor: two sends)", lambda: raw_asgi_app),
         ("Quart: app.asgi_app", lambda: quart_app().asgi_app),
@@ -168,6 +179,28 @@ def variants() -> list[tuple[str, Callable[[], Any]]]:
             lambda: entry(aeros_app(), access_log_to_std=False, soft_limit=100),
         ),
     ]
+    observability = [name for name in ("metrics", "otel") if name in {p.name for p in aeros_app().plugins}]
+    if observability:
+        found.append(
+            (
+                "aeros bare, aeros-metrics and aeros-otel disabled: runner entry, access log off",
+                lambda: entry(aeros_app(disable_plugins=observability), access_log_to_std=False),
+            )
+        )
+    if "metrics" in observability:
+        found.append(
+            (
+                "aeros + metrics=True: runner entry, access log off",
+                lambda: entry(aeros_app(metrics=True), access_log_to_std=False),
+            )
+        )
+    if "otel" in observability:
+        found.append(
+            (
+                "aeros + tracing=True (spans batched, then dropped): runner entry, access log off",
+                lambda: entry(aeros_app(tracing={"exporter": dropping_exporter}), access_log_to_std=False),
+            )
+        )
     if bench_app.HAS_CACHE:
         from aeros import SimpleCache
 

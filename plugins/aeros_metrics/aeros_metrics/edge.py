@@ -64,7 +64,6 @@ def metrics_wrapper(
                 await send({"type": "http.response.start", "status": 405, "headers": headers})
                 await send({"type": "http.response.body", "body": _NOT_ALLOWED})
                 return
-            metrics.store.flush()
             body = await asyncio.to_thread(exposition.render)
             headers = [*_SCRAPE_HEADERS, (b"content-length", str(len(body)).encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -28,7 +28,7 @@ from aeros_core.pipeline import AfterResponse, AsgiWrapper, Stage
 from .edge import metrics_wrapper
 from .exposition import Exposition
 from .metrics import CACHE, COMPRESS, DEFAULT_BUCKETS, RESTARTS, ProcessMetrics
-from .store import ProcessStore, store_for
+from .store import ProcessStore
 
 log = logging.getLogger("aeros.metrics")
 
@@ -131,11 +131,6 @@ class MetricsPlugin:
         exposition = Exposition(self.directory)
         return AsgiWrapper(METRICS_STAGE, metrics_wrapper(self.config.path, self.process, exposition, self.routes))
 
-    @hookimpl
-    def aeros_shutdown(self, app: Any) -> None:
-        if self.process is not None:
-            self.process.store.flush()
-
     # --- events from other plugins and the supervisor ------------------------------------
 
     @hookimpl
@@ -155,7 +150,7 @@ class MetricsPlugin:
         if self.config is None or self.directory is None or event != "replaced":
             return
         own = self.own
-        if own is None or own.store is not store_for(own.store, self.directory):
+        if own is None or own.store.pid != os.getpid() or own.store.directory != self.directory:
             own = self.own = ProcessMetrics(ProcessStore(self.directory), self.config.buckets)
         own.count(RESTARTS, "reason", reason)
         try:

@@ -1,37 +1,75 @@
-"""One process's metric values, kept in memory and mirrored into that process's own files.
+"""One process's metric values, written straight into that process's own files.
 
-The files are prometheus_client's multiprocess format (``counter_<pid>.db``,
-``histogram_<pid>.db``, ``gauge_livesum_<pid>.db``, written with its ``MmapedDict``), in the
-directory of one served instance, so :mod:`aeros_metrics.exposition` can sum every process of
-the instance, dead ones included. A request changes plain Python floats (a few hundred
-nanoseconds) and the changed values are written to the mmap before the last byte of the
-response is handed to the server: a response a client received is counted even if its worker
-is SIGKILLed right after. Other changes (requests starting, cache and compression events) are
-written at the end of the event-loop turn.
+The files are in prometheus_client's multiprocess format (``counter_<pid>.db``,
+``histogram_<pid>.db``, ``gauge_livesum_<pid>.db``: a used-length header, then entries of a
+JSON key padded to 8 bytes, a value and a timestamp), in the directory of one served instance,
+so :mod:`aeros_metrics.exposition` can sum every process of the instance, dead ones included,
+with prometheus_client's own reader.
+
+Each sample is a :class:`Cell` that knows where its value sits in the mapped file; an update
+is a float addition and an 8-byte write into the mapping, done before the response's last
+byte is handed to the server, so a response a client received is counted even if its worker
+is SIGKILLed the next instant. (prometheus_client's ``MmapedDict`` would cost a key lookup
+and a 16-byte write per update; this writer keeps the position instead.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import mmap
 import os
+import struct
+import time
 from typing import Sequence
 
-from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.mmap_dict import mmap_key
 
 log = logging.getLogger("aeros.metrics")
 
+INITIAL_SIZE = 1 << 16
+_USED = struct.Struct("i")
+VALUE = struct.Struct("d")  #: ``VALUE.pack(x)`` is what an update writes at a cell's position
+
+
+class FileWriter:
+    """Appends keys to one metrics file and maps it; values are written by position."""
+
+    def __init__(self, path: str) -> None:
+        if os.path.exists(path):  # a pid used again: keep the earlier process's counts beside ours
+            directory, name = os.path.split(path)
+            os.rename(path, os.path.join(directory, name.replace(".db", f".{time.time_ns()}.db")))
+        self.file = open(path, "w+b")
+        self.capacity = INITIAL_SIZE
+        self.file.truncate(self.capacity)
+        self.m = mmap.mmap(self.file.fileno(), self.capacity)
+        self.used = 8
+        self.m[0:4] = _USED.pack(self.used)
+
+    def add_key(self, key: str) -> int:
+        """Append ``key`` with the value 0; return the position of its value."""
+        encoded = key.encode("utf-8")
+        padded = encoded + b" " * (8 - (len(encoded) + 4) % 8)
+        entry = struct.pack(f"i{len(padded)}sdd", len(encoded), padded, 0.0, 0.0)
+        if self.used + len(entry) > self.capacity:
+            while self.used + len(entry) > self.capacity:
+                self.capacity *= 2
+            self.file.truncate(self.capacity)
+            self.m = mmap.mmap(self.file.fileno(), self.capacity)  # the old mapping goes with its last user
+        self.m[self.used : self.used + len(entry)] = entry
+        self.used += len(entry)
+        self.m[0:4] = _USED.pack(self.used)  # readers see the entry only once it is complete
+        return self.used - 16
+
 
 class Cell:
-    """One sample of one metric: its value in memory and its key in the process's file."""
+    """One sample of one metric: its value here, and where the value sits in its file."""
 
-    __slots__ = ("value", "key", "kind", "dirty")
+    __slots__ = ("pos", "value", "writer")
 
-    def __init__(self, kind: str, key: str) -> None:
+    def __init__(self, writer: FileWriter | None, pos: int) -> None:
         self.value = 0.0
-        self.key = key
-        self.kind = kind  #: the file it belongs to: "counter", "histogram", "gauge_livesum"
-        self.dirty = False
+        self.writer = writer
+        self.pos = pos
 
 
 class ProcessStore:
@@ -40,57 +78,41 @@ class ProcessStore:
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.pid = os.getpid()
-        self.files: dict[str, MmapedDict] = {}
+        self.writers: dict[str, FileWriter] = {}
         self.cells: dict[tuple, Cell] = {}
-        self.dirty: list[Cell] = []
-        self.scheduled = False
         self.broken = False
 
     def cell(self, kind: str, metric: str, sample: str, labels: Sequence[tuple[str, str]], help_text: str) -> Cell:
-        """The cell of ``sample{labels}``, created on first use (callers keep it: this is not hot)."""
+        """The cell of ``sample{labels}`` in the ``kind`` file, made on first use (callers keep it)."""
         ident = (kind, sample, tuple(labels))
         found = self.cells.get(ident)
         if found is None:
             key = mmap_key(metric, sample, [n for n, _ in labels], [v for _, v in labels], help_text)
-            found = self.cells[ident] = Cell(kind, key)
+            writer, pos = None, 0
+            if not self.broken:
+                try:
+                    writer = self.writers.get(kind)
+                    if writer is None:
+                        writer = self.writers[kind] = FileWriter(os.path.join(self.directory, f"{kind}_{self.pid}.db"))
+                    pos = writer.add_key(key)
+                except Exception as error:
+                    self.fail(error)
+                    writer = None
+            found = self.cells[ident] = Cell(writer, pos)
         return found
 
-    def add(self, cell: Cell, amount: float) -> None:
-        """Change a cell in memory; :meth:`flush` or :meth:`flush_soon` writes it to the file."""
-        cell.value += amount
-        if not cell.dirty:
-            cell.dirty = True
-            self.dirty.append(cell)
+    def write(self, cell: Cell) -> None:
+        """Put a cell's value into its file (the request path inlines this)."""
+        writer = cell.writer
+        if writer is not None and not self.broken:
+            try:
+                writer.m[cell.pos : cell.pos + 8] = VALUE.pack(cell.value)
+            except Exception as error:
+                self.fail(error)
 
-    def flush_soon(self) -> None:
-        """Write the changed cells at the end of this loop turn (at once outside an event loop)."""
-        if self.scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-            return
-        self.scheduled = True
-        loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Write every changed cell to this process's files."""
-        self.scheduled = False
-        dirty, self.dirty = self.dirty, []
-        for cell in dirty:
-            cell.dirty = False
-        if self.broken or not dirty:
-            return
-        try:
-            for cell in dirty:
-                target = self.files.get(cell.kind)
-                if target is None:
-                    target = self.files[cell.kind] = MmapedDict(
-                        os.path.join(self.directory, f"{cell.kind}_{self.pid}.db")
-                    )
-                target.write_value(cell.key, cell.value, 0.0)
-        except Exception as error:  # unwritable, removed, full: count in memory, serve what is readable
+    def fail(self, error: BaseException) -> None:
+        """Stop writing (unwritable, removed, full); requests go on, this process's counts stay here."""
+        if not self.broken:
             self.broken = True
             log.warning(
                 "metrics of pid %d cannot be written to %s (%r): this process's counts are left out of"
@@ -101,16 +123,10 @@ class ProcessStore:
             )
 
     def close(self) -> None:
-        for target in self.files.values():
+        for writer in self.writers.values():
             try:
-                target.close()
-            except Exception:  # already unmapped
+                writer.m.close()
+                writer.file.close()
+            except (OSError, ValueError):  # already closed
                 pass
-        self.files.clear()
-
-
-def store_for(current: ProcessStore, directory: str) -> ProcessStore | None:
-    """``current`` if it belongs to this process and ``directory``; ``None`` (make a new one) after a fork."""
-    if current.pid == os.getpid() and current.directory == directory:
-        return current
-    return None
+        self.writers.clear()
