@@ -148,6 +148,17 @@ async def raw_asgi_app(scope: dict, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"Hello, World!"})
 
 
+def metrics_around_raw_app() -> Any:
+    """The metrics ASGI wrapper of a ``metrics=True`` app around the raw app: what it adds, alone."""
+    from aeros_core.runner.settings import ServerSettings
+
+    app = aeros_app(metrics=True)
+    settings = ServerSettings(access_log_to_std=False)
+    app.plugin_manager.hook.aeros_server_config(app=app, settings=settings)
+    plugin = next(info.plugin for info in app.plugins if info.name == "metrics")
+    return plugin.aeros_asgi_wrapper(app=app, settings=settings).wrap(raw_asgi_app)
+
+
 def dropping_exporter() -> Any:
     """An OpenTelemetry span exporter that sends nothing anywhere (the SDK's cost, not a network's)."""
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -188,6 +199,7 @@ def variants() -> list[tuple[str, Callable[[], Any]]]:
             )
         )
     if "metrics" in observability:
+        found.append(("raw ASGI app inside the aeros-metrics wrapper (its cost, alone)", metrics_around_raw_app))
         found.append(
             (
                 "aeros + metrics=True: runner entry, access log off",
