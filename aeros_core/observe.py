@@ -71,7 +71,8 @@ class RouteRecorder:
         async def record_route(response: Any) -> Any:
             request = _cv_request.get().request
             rule = request.url_rule
-            request.scope[ROUTE_KEY] = UNMATCHED if rule is None else rule.rule
+            scope: Any = request.scope
+            scope[ROUTE_KEY] = UNMATCHED if rule is None else rule.rule
             return response
 
         return AfterResponse(Stage.OBSERVE, record_route)
@@ -101,11 +102,17 @@ class RouteRecorder:
 
 
 def worker_event(app: Any, event: str, reason: str, pid: int) -> None:
-    """Call :func:`~aeros_core.hookspecs.aeros_worker_event`; a failing plugin is logged, never raised."""
-    try:
-        app.plugin_manager.hook.aeros_worker_event(app=app, event=event, reason=reason, pid=pid)
-    except Exception:
-        logging.getLogger("aeros").exception("a plugin's aeros_worker_event failed")
+    """Call every :func:`~aeros_core.hookspecs.aeros_worker_event`; a failing one is logged, never raised.
+
+    Each implementation is called on its own, so one broken plugin cannot keep the others
+    from hearing about the event, nor stop the supervisor.
+    """
+    values = {"app": app, "event": event, "reason": reason, "pid": pid}
+    for impl in reversed(app.plugin_manager.hook.aeros_worker_event.get_hookimpls()):  # pluggy's order
+        try:
+            impl.function(*[values[name] for name in impl.argnames])
+        except Exception:
+            logging.getLogger("aeros").exception("aeros plugin %r: aeros_worker_event failed", impl.plugin_name)
 
 
 def exit_reason(exitcode: int | None) -> str:

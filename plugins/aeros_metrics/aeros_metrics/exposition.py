@@ -65,4 +65,4 @@ class Exposition:
         except Exception as error:  # a file changed under us in a way the check did not see
             log.warning("metrics of %s could not be merged: %r", self.directory, error)
             return b"# metrics temporarily unavailable\n"
-        return generate_latest(_Merged(merged))  # type: ignore[arg-type]
+        return generate_latest(_Merged(merged))

@@ -86,7 +86,7 @@ class TracingPlugin:
 
     async def on_exception(self, sender: Any, exception: BaseException, **extra: Any) -> None:
         """Quart turned an exception of a view into a 500: record it on the request's span."""
-        span = request.scope.get(SPAN_KEY)
+        span: Any = request.scope.get(SPAN_KEY)
         if span is not None and span.is_recording():
             span.record_exception(exception)
             span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
