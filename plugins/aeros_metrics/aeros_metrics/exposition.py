@@ -51,6 +51,11 @@ class Exposition:
         self.warned: set[str] = set()
 
     def render(self) -> bytes:
+        if not os.path.isdir(self.directory):
+            if self.directory not in self.warned:
+                self.warned.add(self.directory)
+                log.warning("the metrics directory %s is gone: the scrape has no numbers to show", self.directory)
+            return b"# the metrics directory of this instance is gone\n"
         good = []
         for path in sorted(glob.glob(os.path.join(self.directory, "*.db"))):
             try:

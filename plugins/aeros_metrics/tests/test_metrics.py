@@ -194,6 +194,7 @@ def test_an_unusable_directory_degrades_with_a_warning_never_a_5xx(serve, metric
         scrape = client.get("/metrics")
     assert scrape.status_code == 200
     assert wait_for(lambda: "cannot be written" in metrics_log.text, 5), metrics_log.text
+    assert "is gone" in metrics_log.text
     directory.unlink()
 
 
