@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from aeros import WebServer
+from aeros_core.testing import installed_backends
 
 from .conftest import wait_for
 
@@ -228,3 +229,14 @@ def test_a_damaged_file_is_left_out_with_a_warning(serve, metrics_log):
 def test_bad_metrics_settings_fail_at_construction(value, error):
     with pytest.raises(error):
         WebServer(__name__, metrics=value)
+
+
+@pytest.mark.parametrize("backend", installed_backends())
+def test_every_server_backend_is_measured(serve, backend):
+    server = serve(make_app(metrics=True), server=backend)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert [client.get(f"/items/{n}").status_code for n in range(3)] == [200] * 3
+        text = client.get("/metrics").text
+    assert samples(text, "http_server_requests_total") == {
+        '{method="GET",route="/items/<int:number>",status="200"}': 3.0
+    }

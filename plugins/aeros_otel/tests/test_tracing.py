@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from aeros import WebServer
+from aeros_core.testing import installed_backends
 
 from .conftest import wait_for
 
@@ -250,3 +251,19 @@ def test_the_sdk_is_started_in_the_serving_process_not_at_construction():
 def test_bad_tracing_settings_fail_at_construction(value):
     with pytest.raises(TypeError):
         WebServer(__name__, tracing=value)
+
+
+@pytest.mark.parametrize("backend", installed_backends())
+def test_every_server_backend_is_traced(serve, backend):
+    recording = Recording(serve)
+
+    @recording.app.route("/items/<int:number>")
+    async def item(number: int) -> str:
+        return str(number)
+
+    url = recording.start(serve, server=backend)
+    header, trace_id, parent = traceparent()
+    assert httpx.get(url + "/items/3", headers={"traceparent": header}, timeout=10).status_code == 200
+    (span,) = recording.spans()
+    assert span.name == "GET /items/<int:number>"
+    assert format(span.context.trace_id, "032x") == trace_id and format(span.parent.span_id, "016x") == parent
