@@ -103,6 +103,7 @@ def test_prometheus_counts_every_request_of_four_workers_also_after_a_sigkill(ap
     load.run(1200)
     assert len(load.pids) >= 2, f"the load reached only {load.pids}"
     first = settled_sum(scraper, time.time())
+    first_answered = load.answered
     assert first == load.answered, f"prometheus says {first}, the load generator got {load.answered} answers"
 
     # Again, killing one worker with SIGKILL when half of the requests are answered.
@@ -129,6 +130,10 @@ def test_prometheus_counts_every_request_of_four_workers_also_after_a_sigkill(ap
     )
     restarts = scraper.query('sum(aeros_worker_restarts_total{reason="killed"})')
     assert restarts == 1, f"aeros_worker_restarts_total: {restarts}"
+    print(
+        f"prometheus sum(http_server_requests_total): {first:.0f} after the first load (answered {first_answered}),"
+        f" {total:.0f} after the SIGKILL of pid {victim[0]} (answered {load.answered}, failed {load.failed})"
+    )
 
 
 def prometheus_up(scraper) -> bool:
