@@ -10,6 +10,7 @@ the supervisor's plugin instance goes away (at exit at the latest).
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -18,8 +19,6 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from prometheus_client.multiprocess import mark_process_dead
-
 from aeros_core.hookspecs import hookimpl
 from aeros_core.observe import RouteRecorder
 from aeros_core.options import Option
@@ -27,6 +26,7 @@ from aeros_core.pipeline import AfterResponse, AsgiWrapper, Stage
 
 from .edge import metrics_wrapper
 from .exposition import Exposition
+from .fold import fold
 from .metrics import CACHE, COMPRESS, DEFAULT_BUCKETS, RESTARTS, ProcessMetrics
 from .store import ProcessStore
 
@@ -154,6 +154,8 @@ class MetricsPlugin:
             own = self.own = ProcessMetrics(ProcessStore(self.directory), self.config.buckets)
         own.count(RESTARTS, "reason", reason)
         try:
-            mark_process_dead(pid, self.directory)  # its requests in flight are no longer active
-        except OSError as error:
-            log.warning("could not drop the live gauges of dead worker %d: %r", pid, error)
+            for gauge in glob.glob(os.path.join(self.directory, f"gauge_livesum_{pid}-*.db")):
+                os.remove(gauge)  # its requests in flight are no longer active
+            fold(self.directory, pid)  # its counts go to the archive: files stay few
+        except Exception as error:  # the counts stay in its files, still read by every scrape
+            log.warning("could not fold the metrics files of replaced worker %d: %r", pid, error)

@@ -1,7 +1,8 @@
 """One process's metric values, written straight into that process's own files.
 
-The files are in prometheus_client's multiprocess format (``counter_<pid>.db``,
-``histogram_<pid>.db``, ``gauge_livesum_<pid>.db``: a used-length header, then entries of a
+The files are in prometheus_client's multiprocess format (``counter_<pid>-<tag>.db``,
+``histogram_<pid>-<tag>.db``, ``gauge_livesum_<pid>-<tag>.db``, the tag telling a process from
+an earlier one that had the same pid: a used-length header, then entries of a
 JSON key padded to 8 bytes, a value and a timestamp), in the directory of one served instance,
 so :mod:`aeros_metrics.exposition` can sum every process of the instance, dead ones included,
 with prometheus_client's own reader.
@@ -19,7 +20,6 @@ import logging
 import mmap
 import os
 import struct
-import time
 from typing import Sequence
 
 from prometheus_client.mmap_dict import mmap_key
@@ -35,10 +35,7 @@ class FileWriter:
     """Appends keys to one metrics file and maps it; values are written by position."""
 
     def __init__(self, path: str) -> None:
-        if os.path.exists(path):  # a pid used again: keep the earlier process's counts beside ours
-            directory, name = os.path.split(path)
-            os.rename(path, os.path.join(directory, name.replace(".db", f".{time.time_ns()}.db")))
-        self.file = open(path, "w+b")
+        self.file = open(path, "x+b")  # never someone else's file
         self.capacity = INITIAL_SIZE
         self.file.truncate(self.capacity)
         self.m = mmap.mmap(self.file.fileno(), self.capacity)
@@ -78,6 +75,7 @@ class ProcessStore:
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.pid = os.getpid()
+        self.tag = f"{self.pid}-{os.urandom(4).hex()}"  #: this process's part of its file names
         self.writers: dict[str, FileWriter] = {}
         self.cells: dict[tuple, Cell] = {}
         self.broken = False
@@ -93,7 +91,7 @@ class ProcessStore:
                 try:
                     writer = self.writers.get(kind)
                     if writer is None:
-                        writer = self.writers[kind] = FileWriter(os.path.join(self.directory, f"{kind}_{self.pid}.db"))
+                        writer = self.writers[kind] = FileWriter(os.path.join(self.directory, f"{kind}_{self.tag}.db"))
                     pos = writer.add_key(key)
                 except Exception as error:
                     self.fail(error)
