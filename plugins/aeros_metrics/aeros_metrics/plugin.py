@@ -108,11 +108,20 @@ class MetricsPlugin:
         if self.config is not None:
             self.directory = self.new_directory()
 
-    def new_directory(self) -> str:
+    def new_directory(self) -> str | None:
+        """A directory for this instance; the system's temp dir if ``directory`` is unusable; None: no metrics."""
         assert self.config is not None
-        directory = tempfile.mkdtemp(prefix=f"aeros-metrics-{os.getpid()}-", dir=self.config.directory)
-        weakref.finalize(self, shutil.rmtree, directory, True)
-        return directory
+        prefix = f"aeros-metrics-{os.getpid()}-"
+        for parent in dict.fromkeys((self.config.directory, None)):
+            try:
+                directory = tempfile.mkdtemp(prefix=prefix, dir=parent)
+            except OSError as error:
+                log.warning("cannot make a metrics directory in %s: %r", parent or tempfile.gettempdir(), error)
+                continue
+            weakref.finalize(self, shutil.rmtree, directory, True)
+            return directory
+        log.warning("metrics are off for this server: no directory for them could be made")
+        return None
 
     # --- the request path ----------------------------------------------------------------
 
@@ -126,6 +135,8 @@ class MetricsPlugin:
             return None
         if self.directory is None:  # served by a server aeros did not start: this process only
             self.directory = self.new_directory()
+            if self.directory is None:
+                return None
         store = ProcessStore(self.directory)
         self.process = ProcessMetrics(store, self.config.buckets)
         exposition = Exposition(self.directory)

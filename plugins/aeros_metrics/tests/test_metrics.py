@@ -240,3 +240,16 @@ def test_every_server_backend_is_measured(serve, backend):
     assert samples(text, "http_server_requests_total") == {
         '{method="GET",route="/items/<int:number>",status="200"}': 3.0
     }
+
+
+def test_an_unusable_directory_setting_falls_back_to_the_temp_dir_with_a_warning(serve, tmp_path, metrics_log):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    app = make_app(metrics={"directory": str(blocker / "metrics")})
+    server = serve(app)
+    assert httpx.get(server.url + "/items/1", timeout=10).status_code == 200
+    scrape = httpx.get(server.url + "/metrics", timeout=10)
+    assert samples(scrape.text, "http_server_requests_total") == {
+        '{method="GET",route="/items/<int:number>",status="200"}': 1.0
+    }
+    assert "cannot make a metrics directory" in metrics_log.text
