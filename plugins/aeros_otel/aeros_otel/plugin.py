@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -104,6 +105,9 @@ class TracingPlugin:
     @hookimpl
     def aeros_startup(self, app: Any) -> None:
         if self.config is None:
+            return
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            log.info("OTEL_SDK_DISABLED=true: requests are not traced")
             return
         try:
             self.provider = build_provider(self.config.service_name or app.name, self.config.exporter)

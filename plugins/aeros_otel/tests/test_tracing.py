@@ -267,3 +267,17 @@ def test_every_server_backend_is_traced(serve, backend):
     (span,) = recording.spans()
     assert span.name == "GET /items/<int:number>"
     assert format(span.context.trace_id, "032x") == trace_id and format(span.parent.span_id, "016x") == parent
+
+
+def test_otel_sdk_disabled_serves_untraced(serve, monkeypatch):
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    recording = Recording(serve)
+
+    @recording.app.route("/")
+    async def home() -> str:
+        return "home"
+
+    url = recording.start(serve)
+    assert httpx.get(url + "/", timeout=10).status_code == 200
+    plugin = next(info.plugin for info in recording.app.plugins if info.name == "otel")
+    assert plugin.provider is None and recording.exporter.get_finished_spans() == ()
