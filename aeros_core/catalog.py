@@ -40,6 +40,8 @@ KNOWN_PLUGINS: tuple[KnownPlugin, ...] = (
     ),
     KnownPlugin("aeros_headers", "headers", ("Cors",), ("global_headers", "cors", "security_headers")),
     KnownPlugin("aeros_request", "request", ("EasyRequest", "JSONBodyError", "FormBodyError"), ()),
+    KnownPlugin("aeros_metrics", "metrics", ("MetricsConfig", "MetricsPlugin"), ("metrics",)),
+    KnownPlugin("aeros_otel", "otel", ("TracingConfig", "TracingPlugin"), ("tracing",)),
 )
 
 

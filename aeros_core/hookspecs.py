@@ -161,3 +161,49 @@ def aeros_shutdown(app: "WebServer") -> "Optional[Any]":
     finished. May return an awaitable, which is awaited. Runs even if another plugin's
     shutdown failed (failures are logged).
     """
+
+
+# --- observation events (called by the plugin that sees the event, only when implemented) ----
+
+
+@hookspec
+def aeros_cache_event(app: "WebServer", scope: "Mapping[str, Any]", result: str) -> None:
+    """Learn how the cache answered one request: ``result`` is ``"hit"`` or ``"miss"``.
+
+    Called by aeros-cache for every request to a cached view: ``"hit"`` when a stored entry
+    answered it (at the ASGI edge or before the view, 304s included), ``"miss"`` when the view
+    ran. ``scope`` is the request's ASGI scope (the same dict the ASGI wrappers see, so a
+    wrapper can keep per-request state in it). Called in the serving process, in the event
+    loop, on the request path: keep it to a few hundred nanoseconds and never block or raise.
+    The emitter looks the implementations up once (:func:`aeros_core.observe.listener`), so
+    with no implementation the request pays nothing. Return value ignored. Sync.
+    """
+
+
+@hookspec
+def aeros_compress_event(
+    app: "WebServer", scope: "Mapping[str, Any]", encoding: str, bytes_in: int, bytes_out: int
+) -> None:
+    """Learn that one response body was content-coded.
+
+    Called by aeros-compress once per encoded response, when its last byte was encoded:
+    ``encoding`` is the chosen content-coding (``"gzip"``, ``"br"``, ``"zstd"``), ``bytes_in``
+    the size of the body the app sent, ``bytes_out`` the size sent to the client. Responses
+    left in identity are not reported. ``scope`` is the request's ASGI scope. Called in the
+    serving process, in the event loop, on the request path: keep it cheap, never block or
+    raise; with no implementation the emitter pays nothing. Return value ignored. Sync.
+    """
+
+
+@hookspec
+def aeros_worker_event(app: "WebServer", event: str, reason: str, pid: int) -> None:
+    """Learn about a worker process of ``app.run(workers=N)``: ``event`` is ``"replaced"``.
+
+    Called in the supervisor (the process that created the sockets, where
+    :func:`aeros_server_config` ran), never in a worker, after the worker with process id
+    ``pid`` ended and a replacement was started. ``reason`` is a short fixed word, fit for a
+    metric label: ``"exited"`` (it exited on its own), ``"killed"`` (a signal ended it); a
+    supervisor that recycles or times out workers reports its own word (``"timeout"``,
+    ``"max_requests"``). An exception raised here is logged and ignored. Return value ignored.
+    Sync.
+    """

@@ -169,10 +169,32 @@ async def raw_asgi_app(scope: dict, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"Hello, World!"})
 
 
+def metrics_around_raw_app() -> Any:
+    """The metrics ASGI wrapper of a ``metrics=True`` app around the raw app: what it adds, alone."""
+    from aeros_core.runner.settings import ServerSettings
+
+    app = aeros_app(metrics=True)
+    settings = ServerSettings(access_log_to_std=False)
+    app.plugin_manager.hook.aeros_server_config(app=app, settings=settings)
+    plugin = next(info.plugin for info in app.plugins if info.name == "metrics")
+    return plugin.aeros_asgi_wrapper(app=app, settings=settings).wrap(raw_asgi_app)
+
+
+def dropping_exporter() -> Any:
+    """An OpenTelemetry span exporter that sends nothing anywhere (the SDK's cost, not a network's)."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    return Dropping()
+
+
 def variants(only: str | None = None) -> list[tuple[str, Callable[[], Any]]]:
     import aeros_app as bench_app  # the bench's aeros app: cache + compression when installed
 
-    optional = ["request", "cache", "compress", "headers", "hello", "uvicorn"]
+    optional = ["request", "cache", "compress", "headers", "hello", "uvicorn", "metrics", "otel"]
     found = [
         ("raw ASGI app (the floor: two sends)", lambda: raw_asgi_app),
         ("Quart: app.asgi_app", lambda: quart_app().asgi_app),
@@ -282,6 +304,29 @@ def variants(only: str | None = None) -> list[tuple[str, Callable[[], Any]]]:
             ),
         ),
     ]
+    observability = [name for name in ("metrics", "otel") if name in {p.name for p in aeros_app().plugins}]
+    if observability:
+        found.append(
+            (
+                "aeros bare, aeros-metrics and aeros-otel disabled: runner entry, access log off",
+                lambda: entry(aeros_app(disable_plugins=observability), access_log_to_std=False),
+            )
+        )
+    if "metrics" in observability:
+        found.append(("raw ASGI app inside the aeros-metrics wrapper (its cost, alone)", metrics_around_raw_app))
+        found.append(
+            (
+                "aeros + metrics=True: runner entry, access log off",
+                lambda: entry(aeros_app(metrics=True), access_log_to_std=False),
+            )
+        )
+    if "otel" in observability:
+        found.append(
+            (
+                "aeros + tracing=True (spans batched, then dropped): runner entry, access log off",
+                lambda: entry(aeros_app(tracing={"exporter": dropping_exporter}), access_log_to_std=False),
+            )
+        )
     if bench_app.HAS_CACHE:
         from aeros import SimpleCache
 

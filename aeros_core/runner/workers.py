@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..observe import exit_reason, worker_event
 from .logs import configure
 from .process import FORCED_EXIT, serve_until_signalled
 from .settings import ServerSettings
@@ -152,6 +153,7 @@ class Supervisor:
                 replacement.process.pid,
             )
             self.workers[index] = replacement
+            worker_event(self.app, "replaced", exit_reason(code), worker.process.pid)
         return True
 
     def stop_workers(self) -> int:

@@ -29,6 +29,7 @@ from quart.wrappers.response import DataBody
 from werkzeug.datastructures import Headers
 
 from aeros_core.hookspecs import hookimpl
+from aeros_core.observe import listener
 from aeros_core.options import Option
 from aeros_core.pipeline import AfterResponse, ASGIApp, AsgiWrapper, BeforeRequest, Stage
 
@@ -226,6 +227,8 @@ class CachePlugin:
         self.endpoints: dict[Any, ViewOptions | None] = {}
         self.inflight: dict[tuple[int, str], asyncio.Future] = {}
         self.edge_active = False
+        #: the aeros_cache_event hook caller, or None when no plugin listens (metrics, tracing)
+        self.observe: Callable[..., Any] | None = None
 
     # --- construction ---------------------------------------------------------------------
 
@@ -255,6 +258,7 @@ class CachePlugin:
     def aeros_before_request(self, app: Any) -> BeforeRequest | None:
         if self.backend is None:
             return None
+        self.observe = listener(app, "aeros_cache_event")  # built once all plugins read their options
         return BeforeRequest(Stage.STORE, self._before)
 
     @hookimpl
@@ -456,6 +460,8 @@ class CachePlugin:
         response.headers["Age"] = str(max(0, int(now - entry.created)))
         response.headers["X-Cache"] = "HIT"
         self.stats["hits"] += 1
+        if self.observe is not None:
+            self.observe(app=self.app, scope=_cv_request.get().request.scope, result="hit")
         return response
 
     async def _after(self, response: Any) -> Any:
@@ -467,6 +473,8 @@ class CachePlugin:
         try:
             response.headers["X-Cache"] = "MISS"
             self.stats["misses"] += 1
+            if self.observe is not None:
+                self.observe(app=self.app, scope=scope, result="miss")
             if state.store and state.view_ran:
                 entry = await self._entry_for(response, state)
                 if entry is not None:
@@ -592,6 +600,8 @@ class CachePlugin:
                     answer = await self._edge_lookup(options, scope)
                     if answer is not None:
                         stats["edge_hits"] += 1
+                        if self.observe is not None:
+                            self.observe(app=self.app, scope=scope, result="hit")
                         await send(answer[0])
                         await send(answer[1])
                         return

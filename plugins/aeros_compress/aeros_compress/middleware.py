@@ -75,6 +75,8 @@ class CompressMiddleware:
         #: no body shorter than this is ever compressed
         self.min_size = min(a.min_size for a in self.algorithms)
         self._rankings: dict[bytes, tuple[int, ...]] = {}
+        #: ``on_encoded(scope, encoding, bytes_in, bytes_out)`` after each encoded response, or None
+        self.on_encoded: Callable[[dict, str, int, int], None] | None = None
         self._accepting: dict[bytes, tuple[int, ...]] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Send) -> None:
@@ -238,6 +240,8 @@ class _Exchange:
         "stream",
         "etag",
         "vary_done",
+        "consumed",
+        "produced",
     )
 
     def __init__(
@@ -376,6 +380,9 @@ class _Exchange:
         if len(encoded) >= len(body):  # incompressible: the original is the smaller answer
             await self.downstream(self.identity_start())
             return await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
+        on_encoded = self.mw.on_encoded
+        if on_encoded is not None:  # before the last message: observers may end their request there
+            on_encoded(self.scope, algorithm.encoding, len(body), len(encoded))
         await self.downstream(self.encoded_start(len(encoded)))
         await self.downstream({"type": "http.response.body", "body": encoded, "more_body": False})
 
@@ -392,6 +399,7 @@ class _Exchange:
         assert self.algorithm is not None
         self.mode = _STREAM
         self.stream = self.algorithm.stream()
+        self.consumed = self.produced = 0
         await self.downstream(self.encoded_start(None))
         if self.parts:
             pending = b"".join(self.parts)
@@ -411,11 +419,16 @@ class _Exchange:
                 out = await asyncio.to_thread(stream.chunk, body)
             else:
                 out = stream.chunk(body)
+        self.consumed += len(body)
         if not more:
             out += stream.finish()
             self.mode = _PASS
         elif not out:
             return
+        self.produced += len(out)
+        if not more and self.mw.on_encoded is not None:  # before the last message, as above
+            assert self.algorithm is not None
+            self.mw.on_encoded(self.scope, self.algorithm.encoding, self.consumed, self.produced)
         await self.downstream({"type": "http.response.body", "body": out, "more_body": more})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from aeros_core.hookspecs import hookimpl
+from aeros_core.observe import listener
 from aeros_core.options import Option
 from aeros_core.pipeline import ASGIApp, AsgiWrapper, Stage
 
@@ -45,6 +46,7 @@ class CompressPlugin:
         self.variant_cache_size = DEFAULT_VARIANT_CACHE
         #: the middleware of each server this app was served by (for stats and tests)
         self.middlewares: list[CompressMiddleware] = []
+        self.app: Any = None
 
     @hookimpl
     def aeros_options(self) -> list[Option]:
@@ -70,6 +72,7 @@ class CompressPlugin:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"compression_cache must be a number of bytes >= 0, got {size!r}")
         self.variant_cache_size = size
+        self.app = app
 
     @hookimpl
     def aeros_asgi_wrapper(self, app: Any, settings: Any) -> AsgiWrapper | None:
@@ -80,5 +83,11 @@ class CompressPlugin:
     def wrap(self, asgi_app: ASGIApp) -> ASGIApp:
         variants = VariantCache(self.variant_cache_size) if self.variant_cache_size else None
         middleware = CompressMiddleware(asgi_app, self.algorithms, variants)
+        observe = listener(self.app, "aeros_compress_event")
+        if observe is not None:
+            app = self.app
+            middleware.on_encoded = lambda scope, encoding, bytes_in, bytes_out: observe(
+                app=app, scope=scope, encoding=encoding, bytes_in=bytes_in, bytes_out=bytes_out
+            )
         self.middlewares.append(middleware)
         return middleware
