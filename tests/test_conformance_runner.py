@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import sys
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -25,7 +27,7 @@ def load_runner() -> ModuleType:
 runner = load_runner()
 
 
-def outcome(passed: set[str] = set(), failed: set[str] = set()) -> object:
+def outcome(passed: Iterable[str] = (), failed: Iterable[str] = ()) -> Any:
     return runner.Outcome(passed=set(passed), failed=set(failed))
 
 

@@ -50,10 +50,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return [
-        f"aeros conformance: quart.Quart -> {ConformanceServer.__module__}.ConformanceServer (aeros.WebServer),"
-        f" connection {WebServer.asgi_http_class.__module__}.{WebServer.asgi_http_class.__name__}"
-    ]
+    connection = WebServer.asgi_http_class
+    name = f"{connection.__module__}.{connection.__name__}"
+    return [f"aeros conformance: quart.Quart -> ConformanceServer (aeros.WebServer), connection {name}"]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
