@@ -15,6 +15,7 @@ from quart.globals import _cv_request
 from .asgi import LEAN_AVAILABLE, LeanHTTPConnection
 from .options import Option, resolve
 from .pipeline import ASGIApp, AsgiWrapper, RequestPipeline, collect, compose_asgi
+from .request_path import LeanRequestPath
 from .plugins import PluginInfo, PluginLoadError, disabled_names, load_plugins, new_manager
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +31,7 @@ _CORE_KEYWORDS = ("host", "port", "logging_level", "disable_plugins", "plugins")
 _ANSWERED_AT = "_aeros_answered_at"
 
 
-class WebServer(Quart):
+class WebServer(LeanRequestPath):
     """A ``quart.Quart`` application whose features come from plugins.
 
     Keywords beyond Quart's own and the ones below are declared by plugins (``cache=``,

@@ -203,10 +203,12 @@ def variants() -> list[tuple[str, Callable[[], Any]]]:
     return found
 
 
-async def main_async(count: int, rounds: int) -> None:
+async def main_async(count: int, rounds: int, only: list[str] | None = None) -> None:
     """Rounds interleave the variants, so drift of a busy machine spreads over all of them."""
     apps = []
     for name, make in variants():
+        if only and not any(part in name for part in only):
+            continue
         made = make()
         app, path = made if isinstance(made, tuple) else (made, "/hello")
         await lifespan(app)
@@ -225,13 +227,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--only", action="append", help="run only the variants whose name contains this text")
     args = parser.parse_args()
     from aeros_core.runner.serve import new_event_loop
 
     loop = new_event_loop()
     print(f"loop: {type(loop).__module__}")
     try:
-        loop.run_until_complete(main_async(args.count, args.rounds))
+        loop.run_until_complete(main_async(args.count, args.rounds, args.only))
     finally:
         loop.close()
 

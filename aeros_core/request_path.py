@@ -1,0 +1,112 @@
+"""A shorter routed path for ``WebServer``: Quart's request steps, skipped when they would do nothing.
+
+Each method below is Quart's own, overridden with a guard checked per request (a few dict and
+list look-ups); when the guard holds, the step is skipped because Quart would have done
+nothing observable; otherwise Quart's method runs. Nothing is cached, so functions, receivers
+or a secret key added at any time take effect at once:
+
+- ``ensure_async``: a coroutine function (or a bound method of one) is returned as it is, without
+  ``asyncio.iscoroutinefunction``'s unwrapping, which would answer the same.
+- ``preprocess_request``: skipped when no ``url_value_preprocessor`` and no ``before_request``
+  function is registered (on the app or on any blueprint).
+- ``process_response``: skipped when no ``after_request`` function (app, blueprints,
+  ``after_this_request``) is registered and the session is a null session (no secret key).
+- ``do_teardown_request`` / ``do_teardown_appcontext``: skipped when no teardown function is
+  registered and the ``request_tearing_down`` / ``appcontext_tearing_down`` signal has no receiver.
+- ``full_dispatch_request`` / ``finalize_request``: the ``request_started`` / ``request_finished``
+  signals are not sent when they have no receiver (blinker would call nobody).
+
+A blinker signal with no receiver calls nobody whatever the sender; ``Signal.receivers`` is its
+public mapping of receivers (empty when none).
+"""
+
+from __future__ import annotations
+
+from types import FunctionType, MethodType
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from inspect import CO_COROUTINE
+from quart import Quart
+from quart.signals import appcontext_tearing_down, request_finished, request_started, request_tearing_down
+
+if TYPE_CHECKING:  # pragma: no cover
+    from quart.ctx import RequestContext
+
+
+def _none_registered(functions: Mapping[Any, list[Any]]) -> bool:
+    """True when a Flask-style registry (``{blueprint name or None: [functions]}``) holds no function."""
+    for registered in functions.values():
+        if registered:
+            return False
+    return True
+
+
+def _is_coroutine_function(func: Any) -> bool:
+    """A plain coroutine function or a method bound to one (a cheap subset of iscoroutinefunction)."""
+    if type(func) is MethodType:
+        func = func.__func__
+    return type(func) is FunctionType and bool(func.__code__.co_flags & CO_COROUTINE)
+
+
+class LeanRequestPath(Quart):
+    """Quart's per-request steps with the do-nothing cases skipped; see the module documentation."""
+
+    def ensure_async(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if _is_coroutine_function(func):
+            return func
+        return super().ensure_async(func)
+
+    async def preprocess_request(self, request_context: RequestContext | None = None) -> Any:
+        if (
+            request_context is not None
+            and _none_registered(self.before_request_funcs)
+            and _none_registered(self.url_value_preprocessors)
+        ):
+            return None
+        return await super().preprocess_request(request_context)
+
+    async def process_response(self, response: Any, request_context: RequestContext | None = None) -> Any:
+        context = request_context
+        if (
+            context is not None
+            and not context._after_request_functions
+            and _none_registered(self.after_request_funcs)
+            and self.session_interface.is_null_session(context.session)
+        ):
+            return response
+        return await super().process_response(response, request_context)
+
+    async def do_teardown_request(
+        self, exc: BaseException | None, request_context: RequestContext | None = None
+    ) -> None:
+        if request_tearing_down.receivers or not _none_registered(self.teardown_request_funcs):
+            await super().do_teardown_request(exc, request_context)
+
+    async def do_teardown_appcontext(self, exc: BaseException | None) -> None:
+        if appcontext_tearing_down.receivers or self.teardown_appcontext_funcs:
+            await super().do_teardown_appcontext(exc)
+
+    async def full_dispatch_request(self, request_context: RequestContext | None = None) -> Any:
+        if request_started.receivers:
+            return await super().full_dispatch_request(request_context)
+        try:
+            result = await self.preprocess_request(request_context)
+            if result is None:
+                result = await self.dispatch_request(request_context)
+        except Exception as error:
+            result = await self.handle_user_exception(error)
+        return await self.finalize_request(result, request_context)
+
+    async def finalize_request(
+        self, result: Any, request_context: RequestContext | None = None, from_error_handler: bool = False
+    ) -> Any:
+        if request_finished.receivers:
+            return await super().finalize_request(result, request_context, from_error_handler)
+        response = await self.make_response(result)
+        try:
+            response = await self.process_response(response, request_context)
+        except Exception:
+            if not from_error_handler:
+                raise
+            self.logger.exception("Request finalizing errored")
+        return response
