@@ -19,8 +19,7 @@ import asyncio
 import sys
 from typing import Any
 
-from quart.asgi import ASGIHTTPConnection, _handle_exception
-from quart.wrappers import Response
+from quart.asgi import ASGIHTTPConnection
 from quart.utils import encode_headers
 from quart.wrappers.response import DataBody
 
@@ -63,39 +62,6 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 raise failure from None
         finally:
             receiver.cancel()
-
-    async def handle_request(self, request: Any, send: Any) -> None:
-        """Quart's, with the response timeout as a timer on this task instead of a task of its own."""
-        try:
-            response = await self.app.handle_request(request)
-        except Exception as error:
-            response = await _handle_exception(self.app, error)
-        if isinstance(response, Response) and response.timeout != Ellipsis:
-            timeout = response.timeout
-        else:
-            timeout = self.app.config["RESPONSE_TIMEOUT"]
-        if timeout is None:
-            await self._send_response(send, response)
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        expired = False
-        cancelling = task.cancelling()  # type: ignore[attr-defined]
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task.cancel()
-
-        timer = asyncio.get_running_loop().call_later(timeout, expire)
-        try:
-            await self._send_response(send, response)
-        except asyncio.CancelledError:
-            # the timer's cancellation is the TimeoutError Quart ignores; any other propagates
-            if not expired or task.uncancel() > cancelling:  # type: ignore[attr-defined]
-                raise
-        finally:
-            timer.cancel()
 
     async def _send_response(self, send: Any, response: Any) -> None:
         body = getattr(response, "response", None)
