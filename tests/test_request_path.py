@@ -357,3 +357,98 @@ async def test_a_send_that_outlasts_the_response_timeout_is_given_up_as_quart_do
         assert blocked.is_set()
         assert sent == ["http.response.start", "http.response.body"]
         assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+def scope_with(headers: list[tuple[bytes, bytes]], **changes: Any) -> dict:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/hello",
+        "raw_path": b"/hello",
+        "query_string": b"a=1&b=2",
+        "root_path": "",
+        "headers": headers,
+        "client": ("10.0.0.1", 5000),
+        "server": ("127.0.0.1", 443),
+        "extensions": {},
+    }
+    scope.update(changes)
+    return scope
+
+
+HEADER_CASES = {
+    "plain": [(b"host", b"example.com"), (b"user-agent", b"test"), (b"x-repeated", b"1"), (b"X-Repeated", b"2")],
+    "content-length": [(b"host", b"h"), (b"content-length", b"42")],
+    "two content-lengths": [(b"content-length", b"7"), (b"content-length", b"9")],
+    "invalid content-length": [(b"content-length", b"abc")],
+    "negative content-length": [(b"content-length", b"-5")],
+    "chunked": [(b"content-length", b"10"), (b"transfer-encoding", b"gzip, chunked")],
+    "not chunked": [(b"content-length", b"10"), (b"Transfer-Encoding", b"gzip")],
+    "latin-1 value": [(b"x-name", "caf\xe9".encode("latin1"))],
+    "none": [],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HEADER_CASES))
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"http_version": "1.0"}, {"client": None}, {"root_path": "/root", "path": "/root/hello"}, {"path": "x"}],
+    ids=["1.1", "1.0", "no client", "root path", "relative path"],
+)
+def test_the_lean_request_is_quarts(case: str, changes: dict) -> None:
+    """Headers, content length, path and the rest equal what Quart's connection builds."""
+    app = new_app(WebServer)
+    scope = scope_with(HEADER_CASES[case], **changes)
+    ours = LeanHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
+    quarts = quart.asgi.ASGIHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
+    assert type(ours) is type(quarts)
+    assert list(ours.headers.items()) == list(quarts.headers.items())
+    for name in ("content_length", "path", "root_path", "method", "scheme", "query_string", "http_version", "host"):
+        assert getattr(ours, name) == getattr(quarts, name), name
+    assert ours.args == quarts.args
+    assert ours.body._must_raise == quarts.body._must_raise
+
+
+@pytest.mark.parametrize("where", ["header", "client"])
+def test_a_newline_in_a_header_value_raises_as_in_quart(where: str) -> None:
+    app = new_app(WebServer)
+    if where == "header":
+        scope = scope_with([(b"x-bad", b"a\r\nb")])
+    else:
+        scope = scope_with([], client=("bad\nhost", 1))
+    with pytest.raises(ValueError, match="newline") as quarts:
+        quart.asgi.ASGIHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
+    with pytest.raises(ValueError, match="newline") as ours:
+        LeanHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
+    assert str(ours.value) == str(quarts.value)
+
+
+async def test_a_body_larger_than_max_content_length_is_refused_as_in_quart() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        app.config["MAX_CONTENT_LENGTH"] = 4
+
+        @app.route("/upload", methods=["POST"])
+        async def upload() -> str:
+            return str(len(await request.get_data()))
+
+        client = app.test_client()
+        for body in (b"abc", b"abcdefgh"):
+            response = await client.post("/upload", data=body)
+            log.append((response.status_code, await response.get_data()))
+
+    assert [status for status, _ in await on_both(scenario)] == [200, 413]
+
+
+def test_the_lean_request_path_is_taken_for_an_ordinary_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Any, send: Any) -> Any:
+        raise AssertionError("Quart's _create_request_from_scope was called")
+
+    monkeypatch.setattr(quart.asgi.ASGIHTTPConnection, "_create_request_from_scope", refuse)
+    scope = scope_with(HEADER_CASES["content-length"])
+    request_ = LeanHTTPConnection(new_app(WebServer), scope)._create_request_from_scope(lambda message: None)
+    assert request_.content_length == 42
+    with pytest.raises(AssertionError, match="was called"):
+        LeanHTTPConnection(new_app(WebServer), scope_with([], path="x"))._create_request_from_scope(lambda m: None)
