@@ -13,6 +13,10 @@ or a secret key added at any time take effect at once:
   ``after_this_request``) is registered and the session is a null session (no secret key).
 - ``do_teardown_request`` / ``do_teardown_appcontext``: skipped when no teardown function is
   registered and the ``request_tearing_down`` / ``appcontext_tearing_down`` signal has no receiver.
+- ``make_response``: a ``str`` or ``bytes`` return value (not in a tuple), with Quart's own
+  ``Response`` class, is built with the default mimetype given; werkzeug would otherwise look
+  ``Content-Type`` up in the new, empty headers (a ``BadRequestKeyError`` raised and caught) to
+  decide on that same default.
 - ``full_dispatch_request`` / ``finalize_request``: the ``request_started`` / ``request_finished``
   signals are not sent when they have no receiver (blinker would call nobody).
 
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from inspect import CO_COROUTINE
 from quart import Quart
+from quart.wrappers import Response
 from quart.signals import appcontext_tearing_down, request_finished, request_started, request_tearing_down
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +60,12 @@ class LeanRequestPath(Quart):
         if _is_coroutine_function(func):
             return func
         return super().ensure_async(func)
+
+    async def make_response(self, result: Any) -> Any:
+        kind = type(result)
+        if (kind is str or kind is bytes) and self.response_class is Response:
+            return Response(result, mimetype=Response.default_mimetype)
+        return await super().make_response(result)
 
     async def preprocess_request(self, request_context: RequestContext | None = None) -> Any:
         if (

@@ -452,3 +452,34 @@ def test_the_lean_request_path_is_taken_for_an_ordinary_scope(monkeypatch: pytes
     assert request_.content_length == 42
     with pytest.raises(AssertionError, match="was called"):
         LeanHTTPConnection(new_app(WebServer), scope_with([], path="x"))._create_request_from_scope(lambda m: None)
+
+
+@pytest.mark.parametrize("value", ["Hello, World!", "", "é", b"raw bytes", b""])
+async def test_make_response_for_text_and_bytes_is_quarts(value: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    quart_app, aeros_app = new_app(Quart), new_app(WebServer)
+    async with quart_app.app_context():
+        expected = await quart_app.make_response(value)
+    original = Quart.make_response
+
+    async def refuse(self: Any, result: Any) -> Any:
+        raise AssertionError("Quart's make_response was called")
+
+    monkeypatch.setattr(Quart, "make_response", refuse)
+    async with aeros_app.app_context():
+        made = await aeros_app.make_response(value)
+    assert type(made) is type(expected)
+    assert list(made.headers.items()) == list(expected.headers.items())
+    assert (made.status, made.mimetype, await made.get_data()) == (
+        expected.status,
+        expected.mimetype,
+        await expected.get_data(),
+    )
+
+    class OwnResponse(quart.Response):
+        default_mimetype = "text/plain"
+
+    aeros_app.response_class = OwnResponse  # another class: Quart's method, which is refused here
+    with pytest.raises(AssertionError, match="was called"):
+        await aeros_app.make_response(value)
+    monkeypatch.setattr(Quart, "make_response", original)
+    assert (await aeros_app.make_response(value)).mimetype == "text/plain"
