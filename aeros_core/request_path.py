@@ -13,6 +13,10 @@ or a secret key added at any time take effect at once:
   ``after_this_request``) is registered and the session is a null session (no secret key).
 - ``do_teardown_request`` / ``do_teardown_appcontext``: skipped when no teardown function is
   registered and the ``request_tearing_down`` / ``appcontext_tearing_down`` signal has no receiver.
+- ``create_url_adapter``: the server name and subdomain a request's URL adapter is bound to
+  depend only on its scheme and host (with no ``SERVER_NAME``, no host or subdomain matching):
+  Quart computes them (host normalised, IDNA-encoded) for the first request of each of up to
+  256 scheme/host pairs, and later requests get a ``MapAdapter`` built with the same values.
 - ``make_response``: a ``str`` or ``bytes`` return value (not in a tuple), with Quart's own
   ``Response`` class, is built with the default mimetype given; werkzeug would otherwise look
   ``Content-Type`` up in the new, empty headers (a ``BadRequestKeyError`` raised and caught) to
@@ -31,7 +35,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from inspect import CO_COROUTINE
 from quart import Quart
+from quart.routing import QuartMap
 from quart.wrappers import Response
+from werkzeug.routing import MapAdapter
 from quart.signals import appcontext_tearing_down, request_finished, request_started, request_tearing_down
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,8 +59,46 @@ def _is_coroutine_function(func: Any) -> bool:
     return type(func) is FunctionType and bool(func.__code__.co_flags & CO_COROUTINE)
 
 
+#: at most this many scheme/host pairs remembered per app (the Host header comes from clients)
+BOUND_HOSTS_LIMIT = 256
+
+
 class LeanRequestPath(Quart):
     """Quart's per-request steps with the do-nothing cases skipped; see the module documentation."""
+
+    _bound_hosts: dict[tuple[str, str, str | None], tuple[str, str | None]] | None = None
+
+    def create_url_adapter(self, request: Any) -> Any:
+        url_map = self.url_map
+        if (
+            request is None
+            or type(url_map) is not QuartMap
+            or url_map.host_matching
+            or self.subdomain_matching
+            or self.config["SERVER_NAME"] is not None
+        ):
+            return super().create_url_adapter(request)
+        bound = self._bound_hosts
+        if bound is None:
+            bound = self._bound_hosts = {}
+        key = (request.scheme, request.host, url_map.default_subdomain)
+        known = bound.get(key)
+        if known is None:
+            adapter = super().create_url_adapter(request)
+            if len(bound) < BOUND_HOSTS_LIMIT:
+                bound[key] = (adapter.server_name, adapter.subdomain)
+            return adapter
+        server_name, subdomain = known
+        return MapAdapter(
+            url_map,
+            server_name,
+            request.root_path if request.root_path is not None else "/",
+            subdomain,
+            request.scheme,
+            request.path,
+            request.method,
+            request.query_string.decode(),
+        )
 
     def ensure_async(self, func: Callable[..., Any]) -> Callable[..., Any]:
         if _is_coroutine_function(func):

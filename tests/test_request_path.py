@@ -483,3 +483,74 @@ async def test_make_response_for_text_and_bytes_is_quarts(value: Any, monkeypatc
         await aeros_app.make_response(value)
     monkeypatch.setattr(Quart, "make_response", original)
     assert (await aeros_app.make_response(value)).mimetype == "text/plain"
+
+
+ADAPTER_FIELDS = ("server_name", "script_name", "subdomain", "url_scheme", "path_info", "default_method", "query_args")
+
+
+@pytest.mark.parametrize(
+    "scheme, host",
+    [
+        ("http", "example.com"),
+        ("http", "Example.COM:80"),
+        ("https", "example.com:443"),
+        ("https", "example.com:8443"),
+        ("http", "bücher.example"),
+        ("http", "127.0.0.1:8000"),
+    ],
+)
+@pytest.mark.parametrize("root_path", ["", "/prefix"])
+async def test_url_adapters_equal_quarts_on_first_and_later_requests(
+    scheme: str, host: str, root_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = [(b"host", host.encode())]
+    scope = scope_with(headers, scheme=scheme, root_path=root_path, path=f"{root_path}/hello", method="GET")
+    quart_app, aeros_app = new_app(Quart), new_app(WebServer)
+    quart_request = quart.asgi.ASGIHTTPConnection(quart_app, scope)._create_request_from_scope(lambda m: None)
+    expected = quart_app.create_url_adapter(quart_request)
+    calls: list[int] = []
+    original = Quart.create_url_adapter
+
+    def counting(self: Any, request_: Any) -> Any:
+        calls.append(1)
+        return original(self, request_)
+
+    monkeypatch.setattr(Quart, "create_url_adapter", counting)
+    for _ in range(3):
+        request_ = LeanHTTPConnection(aeros_app, scope)._create_request_from_scope(lambda m: None)
+        adapter = aeros_app.create_url_adapter(request_)
+        assert type(adapter) is type(expected)
+        assert adapter.map is aeros_app.url_map
+        for name in ADAPTER_FIELDS:
+            assert getattr(adapter, name) == getattr(expected, name), name
+        assert adapter.match(return_rule=True)[0].endpoint == "hello"
+        assert adapter.build("hello", force_external=True) == expected.build("hello", force_external=True)
+    assert len(calls) == 1  # Quart's, for the first request of this host only
+
+
+@pytest.mark.filterwarnings("ignore:Current server name")  # Quart warns of other.org, on both
+async def test_url_adapters_with_server_name_or_subdomain_matching_are_quarts() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        app.config["SERVER_NAME"] = "example.com"
+
+        @app.route("/where")
+        async def where() -> str:
+            return quart.url_for("where", _external=True)
+
+        for host in ("example.com", "api.example.com", "other.org"):
+            log.append(await fetch(app, "/where", headers={"host": host}))
+
+    log = await on_both(scenario)
+    assert log[0][2] == b"http://example.com/where"
+    assert log[2][0] == 404
+
+
+async def test_an_undecodable_host_is_refused_as_in_quart() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        for _ in range(2):
+            try:
+                log.append(await fetch(app, "/hello", headers={"host": "a" * 70 + ".example"}))
+            except Exception as error:  # Quart: BadHost from creating the request context
+                log.append(type(error).__name__)
+
+    assert await on_both(scenario) == ["BadHost", "BadHost"]
