@@ -95,7 +95,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         if "\n" in items[0][1] or "\r" in items[0][1]:
             return super()._create_request_from_scope(send)
         headers = Headers()
-        headers._list = items  # type: ignore[attr-defined]
+        headers._list = items
         if scope["http_version"] < "1.1":
             headers.setdefault("Host", self.app.config["SERVER_NAME"] or "")
         request = Request.__new__(Request)

@@ -30,15 +30,15 @@ public mapping of receivers (empty when none).
 
 from __future__ import annotations
 
+from inspect import CO_COROUTINE
 from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from inspect import CO_COROUTINE
 from quart import Quart
 from quart.routing import QuartMap
+from quart.signals import appcontext_tearing_down, request_finished, request_started, request_tearing_down
 from quart.wrappers import Response
 from werkzeug.routing import MapAdapter
-from quart.signals import appcontext_tearing_down, request_finished, request_started, request_tearing_down
 
 if TYPE_CHECKING:  # pragma: no cover
     from quart.ctx import RequestContext
@@ -85,7 +85,7 @@ class LeanRequestPath(Quart):
         known = bound.get(key)
         if known is None:
             adapter = super().create_url_adapter(request)
-            if len(bound) < BOUND_HOSTS_LIMIT:
+            if adapter is not None and len(bound) < BOUND_HOSTS_LIMIT:
                 bound[key] = (adapter.server_name, adapter.subdomain)
             return adapter
         server_name, subdomain = known
