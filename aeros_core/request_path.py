@@ -26,6 +26,10 @@ or a secret key added at any time take effect at once:
 
 A blinker signal with no receiver calls nobody whatever the sender; ``Signal.receivers`` is its
 public mapping of receivers (empty when none).
+
+One internal difference: Quart reads its registries (``defaultdict(list)``) with the request's
+blueprint names, which leaves empty lists under those keys (``{None: []}``); the skipped steps
+do not, so those dicts stay as registration left them. Which functions run is the same.
 """
 
 from __future__ import annotations
