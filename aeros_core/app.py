@@ -16,6 +16,7 @@ from .asgi import LEAN_AVAILABLE, LeanHTTPConnection
 from .asgi_app import ReplaceableASGIApp, innermost
 from .options import Option, resolve
 from .pipeline import ASGIApp, AsgiWrapper, RequestPipeline, collect, compose_asgi
+from .request_path import LeanRequestPath
 from .plugins import PluginInfo, PluginLoadError, disabled_names, load_plugins, new_manager
 from .request import Request
 
@@ -32,7 +33,7 @@ _CORE_KEYWORDS = ("host", "port", "logging_level", "disable_plugins", "plugins")
 _ANSWERED_AT = "_aeros_answered_at"
 
 
-class WebServer(Quart):
+class WebServer(LeanRequestPath):
     """A ``quart.Quart`` application whose features come from plugins.
 
     Keywords beyond Quart's own and the ones below are declared by plugins (``cache=``,
@@ -125,12 +126,17 @@ class WebServer(Quart):
         wrappers = collect(self.plugin_manager.hook.aeros_asgi_wrapper(app=self, settings=settings), AsgiWrapper)
         return compose_asgi(innermost(self), wrappers)
 
+    #: the ``asgi_app`` that ``_external_entry`` wraps: replacing ``app.asgi_app`` (middleware) rebuilds it
+    _external_asgi: Any = None
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         entry = self._external_entry
-        if entry is None:
+        asgi_app = self.asgi_app
+        if entry is None or asgi_app != self._external_asgi:
             from .runner.settings import ServerSettings
 
             entry = self._external_entry = self.asgi_entry(ServerSettings.external(self))
+            self._external_asgi = asgi_app
         await entry(scope, receive, send)
 
     async def dispatch_request(self, request_context: RequestContext | None = None) -> Any:

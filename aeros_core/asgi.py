@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from functools import partial
 from typing import Any
 
 from quart.asgi import ASGIHTTPConnection
 from quart.utils import encode_headers
+from quart.wrappers import Request
 from quart.wrappers.response import DataBody
+from werkzeug.datastructures import Headers
+from werkzeug.sansio.utils import get_content_length
 
 LEAN_AVAILABLE = sys.version_info >= (3, 11)  # needs Task.uncancel
 
@@ -62,6 +66,54 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 raise failure from None
         finally:
             receiver.cancel()
+
+    def _create_request_from_scope(self, send: Any) -> Any:
+        """Quart's request, built without werkzeug's per-header checks and missing-header exceptions.
+
+        For Quart's own ``Request`` class and an absolute path only (otherwise Quart's method):
+        the headers list is filled directly (a value with CR or LF goes to Quart's method, which
+        raises as werkzeug does), and ``content_length``, a cached property that ``Request``
+        reads at once, is set from the two headers seen on the way instead of two failed
+        look-ups that each raise ``BadRequestKeyError``.
+        """
+        scope = self.scope
+        path = scope["path"]
+        if self.app.request_class is not Request or path[:1] != "/" or scope.get("root_path", ""):
+            return super()._create_request_from_scope(send)
+        items = [("Remote-Addr", str((scope.get("client") or ["<local>"])[0]))]
+        content_length = transfer_encoding = None
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin1").title()
+            value = raw_value.decode("latin1")
+            if "\n" in value or "\r" in value:
+                return super()._create_request_from_scope(send)
+            if name == "Content-Length" and content_length is None:
+                content_length = value
+            elif name == "Transfer-Encoding" and transfer_encoding is None:
+                transfer_encoding = value
+            items.append((name, value))
+        if "\n" in items[0][1] or "\r" in items[0][1]:
+            return super()._create_request_from_scope(send)
+        headers = Headers()
+        headers._list = items
+        if scope["http_version"] < "1.1":
+            headers.setdefault("Host", self.app.config["SERVER_NAME"] or "")
+        request = Request.__new__(Request)
+        request.__dict__["content_length"] = get_content_length(content_length, transfer_encoding)
+        request.__init__(  # type: ignore[misc]
+            scope["method"],
+            scope["scheme"],
+            path,
+            scope["query_string"],
+            headers,
+            "",
+            scope["http_version"],
+            max_content_length=self.app.config["MAX_CONTENT_LENGTH"],
+            body_timeout=self.app.config["BODY_TIMEOUT"],
+            send_push_promise=partial(self._send_push_promise, send),
+            scope=scope,
+        )
+        return request
 
     async def _send_response(self, send: Any, response: Any) -> None:
         body = getattr(response, "response", None)

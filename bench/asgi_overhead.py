@@ -191,7 +191,7 @@ def dropping_exporter() -> Any:
     return Dropping()
 
 
-def variants(only: str | None = None) -> list[tuple[str, Callable[[], Any]]]:
+def variants(only: list[str] | None = None) -> list[tuple[str, Callable[[], Any]]]:
     import aeros_app as bench_app  # the bench's aeros app: cache + compression when installed
 
     optional = ["request", "cache", "compress", "headers", "hello", "uvicorn", "metrics", "otel"]
@@ -359,10 +359,10 @@ def variants(only: str | None = None) -> list[tuple[str, Callable[[], Any]]]:
                 lambda: (entry(bench_app.app, access_log_to_std=False), "/cached"),
             )
         )
-    return [(name, make) for name, make in found if only is None or only in name]
+    return [(name, make) for name, make in found if not only or any(part in name for part in only)]
 
 
-async def main_async(count: int, rounds: int, only: str | None = None) -> None:
+async def main_async(count: int, rounds: int, only: list[str] | None = None) -> None:
     """Rounds interleave the variants, so drift of a busy machine spreads over all of them."""
     apps = []
     for name, make in variants(only):
@@ -384,7 +384,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--only", help="run only the rows whose name contains this text (e.g. 'edge')")
+    parser.add_argument("--only", action="append", help="run only the variants whose name contains this text")
     args = parser.parse_args()
     from aeros_core.runner.serve import new_event_loop
 

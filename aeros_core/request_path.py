@@ -1,0 +1,171 @@
+"""A shorter routed path for ``WebServer``: Quart's request steps, skipped when they would do nothing.
+
+Each method below is Quart's own, overridden with a guard checked per request (a few dict and
+list look-ups); when the guard holds, the step is skipped because Quart would have done
+nothing observable; otherwise Quart's method runs. Nothing is cached, so functions, receivers
+or a secret key added at any time take effect at once:
+
+- ``ensure_async``: a coroutine function (or a bound method of one) is returned as it is, without
+  ``asyncio.iscoroutinefunction``'s unwrapping, which would answer the same.
+- ``preprocess_request``: skipped when no ``url_value_preprocessor`` and no ``before_request``
+  function is registered (on the app or on any blueprint).
+- ``process_response``: skipped when no ``after_request`` function (app, blueprints,
+  ``after_this_request``) is registered and the session is a null session (no secret key).
+- ``do_teardown_request`` / ``do_teardown_appcontext``: skipped when no teardown function is
+  registered and the ``request_tearing_down`` / ``appcontext_tearing_down`` signal has no receiver.
+- ``create_url_adapter``: the server name and subdomain a request's URL adapter is bound to
+  depend only on its scheme and host (with no ``SERVER_NAME``, no host or subdomain matching):
+  Quart computes them (host normalised, IDNA-encoded) for the first request of each of up to
+  256 scheme/host pairs, and later requests get a ``MapAdapter`` built with the same values.
+- ``make_response``: a ``str`` or ``bytes`` return value (not in a tuple), with Quart's own
+  ``Response`` class, is built with the default mimetype given; werkzeug would otherwise look
+  ``Content-Type`` up in the new, empty headers (a ``BadRequestKeyError`` raised and caught) to
+  decide on that same default.
+- ``full_dispatch_request`` / ``finalize_request``: the ``request_started`` / ``request_finished``
+  signals are not sent when they have no receiver (blinker would call nobody).
+
+A blinker signal with no receiver calls nobody whatever the sender; ``Signal.receivers`` is its
+public mapping of receivers (empty when none).
+
+One internal difference: Quart reads its registries (``defaultdict(list)``) with the request's
+blueprint names, which leaves empty lists under those keys (``{None: []}``); the skipped steps
+do not, so those dicts stay as registration left them. Which functions run is the same.
+"""
+
+from __future__ import annotations
+
+from inspect import CO_COROUTINE
+from types import FunctionType, MethodType
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from quart import Quart
+from quart.routing import QuartMap
+from quart.signals import appcontext_tearing_down, request_finished, request_started, request_tearing_down
+from quart.wrappers import Response
+from werkzeug.routing import MapAdapter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from quart.ctx import RequestContext
+
+
+def _none_registered(functions: Mapping[Any, list[Any]]) -> bool:
+    """True when a Flask-style registry (``{blueprint name or None: [functions]}``) holds no function."""
+    for registered in functions.values():
+        if registered:
+            return False
+    return True
+
+
+def _is_coroutine_function(func: Any) -> bool:
+    """A plain coroutine function or a method bound to one (a cheap subset of iscoroutinefunction)."""
+    if type(func) is MethodType:
+        func = func.__func__
+    return type(func) is FunctionType and bool(func.__code__.co_flags & CO_COROUTINE)
+
+
+#: at most this many scheme/host pairs remembered per app (the Host header comes from clients)
+BOUND_HOSTS_LIMIT = 256
+
+
+class LeanRequestPath(Quart):
+    """Quart's per-request steps with the do-nothing cases skipped; see the module documentation."""
+
+    _bound_hosts: dict[tuple[str, str, str | None], tuple[str, str | None]] | None = None
+
+    def create_url_adapter(self, request: Any) -> Any:
+        url_map = self.url_map
+        if (
+            request is None
+            or type(url_map) is not QuartMap
+            or url_map.host_matching
+            or self.subdomain_matching
+            or self.config["SERVER_NAME"] is not None
+        ):
+            return super().create_url_adapter(request)
+        bound = self._bound_hosts
+        if bound is None:
+            bound = self._bound_hosts = {}
+        key = (request.scheme, request.host, url_map.default_subdomain)
+        known = bound.get(key)
+        if known is None:
+            adapter = super().create_url_adapter(request)
+            if adapter is not None and len(bound) < BOUND_HOSTS_LIMIT:
+                bound[key] = (adapter.server_name, adapter.subdomain)
+            return adapter
+        server_name, subdomain = known
+        return MapAdapter(
+            url_map,
+            server_name,
+            request.root_path if request.root_path is not None else "/",
+            subdomain,
+            request.scheme,
+            request.path,
+            request.method,
+            request.query_string.decode(),
+        )
+
+    def ensure_async(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if _is_coroutine_function(func):
+            return func
+        return super().ensure_async(func)
+
+    async def make_response(self, result: Any) -> Any:
+        kind = type(result)
+        if (kind is str or kind is bytes) and self.response_class is Response:
+            return Response(result, mimetype=Response.default_mimetype)
+        return await super().make_response(result)
+
+    async def preprocess_request(self, request_context: RequestContext | None = None) -> Any:
+        if (
+            request_context is not None
+            and _none_registered(self.before_request_funcs)
+            and _none_registered(self.url_value_preprocessors)
+        ):
+            return None
+        return await super().preprocess_request(request_context)
+
+    async def process_response(self, response: Any, request_context: RequestContext | None = None) -> Any:
+        context = request_context
+        if (
+            context is not None
+            and not context._after_request_functions
+            and _none_registered(self.after_request_funcs)
+            and self.session_interface.is_null_session(context.session)
+        ):
+            return response
+        return await super().process_response(response, request_context)
+
+    async def do_teardown_request(
+        self, exc: BaseException | None, request_context: RequestContext | None = None
+    ) -> None:
+        if request_tearing_down.receivers or not _none_registered(self.teardown_request_funcs):
+            await super().do_teardown_request(exc, request_context)
+
+    async def do_teardown_appcontext(self, exc: BaseException | None) -> None:
+        if appcontext_tearing_down.receivers or self.teardown_appcontext_funcs:
+            await super().do_teardown_appcontext(exc)
+
+    async def full_dispatch_request(self, request_context: RequestContext | None = None) -> Any:
+        if request_started.receivers:
+            return await super().full_dispatch_request(request_context)
+        try:
+            result = await self.preprocess_request(request_context)
+            if result is None:
+                result = await self.dispatch_request(request_context)
+        except Exception as error:
+            result = await self.handle_user_exception(error)
+        return await self.finalize_request(result, request_context)
+
+    async def finalize_request(
+        self, result: Any, request_context: RequestContext | None = None, from_error_handler: bool = False
+    ) -> Any:
+        if request_finished.receivers:
+            return await super().finalize_request(result, request_context, from_error_handler)
+        response = await self.make_response(result)
+        try:
+            response = await self.process_response(response, request_context)
+        except Exception:
+            if not from_error_handler:
+                raise
+            self.logger.exception("Request finalizing errored")
+        return response

@@ -1,0 +1,556 @@
+"""The shorter routed path (aeros_core/request_path.py, aeros_core/asgi.py) behaves as Quart does.
+
+Each scenario runs on plain Quart and on WebServer, and the two must record the same thing:
+functions and signal receivers registered after the first request, sessions, after_this_request,
+streaming, JSON, a replaced ``asgi_app`` and the response timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+import pytest
+import quart
+from quart import Blueprint, Quart, after_this_request, g, jsonify, request, session
+from quart.signals import (
+    appcontext_tearing_down,
+    request_finished,
+    request_started,
+    request_tearing_down,
+)
+
+from aeros import WebServer
+from aeros_core.asgi import LEAN_AVAILABLE, LeanHTTPConnection
+from aeros_core.request_path import LeanRequestPath
+
+KINDS = [Quart, WebServer]
+
+
+def new_app(kind: type) -> Any:
+    app = kind(__name__)
+
+    @app.route("/hello")
+    async def hello() -> str:
+        return "Hello, World!"
+
+    return app
+
+
+async def fetch(app: Any, path: str = "/hello", **kwargs: Any) -> tuple[int, dict[str, str], bytes]:
+    response = await app.test_client().get(path, **kwargs)
+    headers = {key.lower(): value for key, value in response.headers.items() if key.lower() != "date"}
+    return response.status_code, headers, await response.get_data()
+
+
+async def on_both(scenario: Callable[[Any, list], Any]) -> list:
+    """Run ``scenario(app, log)`` on Quart and on WebServer; the two logs, which must be equal."""
+    logs = []
+    for kind in KINDS:
+        log: list = []
+        await scenario(new_app(kind), log)
+        logs.append(log)
+    assert logs[0] == logs[1]
+    return logs[1]
+
+
+def test_webserver_uses_the_shorter_path() -> None:
+    assert issubclass(WebServer, LeanRequestPath)
+    assert WebServer.preprocess_request is not Quart.preprocess_request
+
+
+async def test_skipped_steps_are_not_run_when_nothing_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing registered, Quart's step methods are not called; registered late, they are."""
+    called: list[str] = []
+    for name in ("preprocess_request", "do_teardown_request", "do_teardown_appcontext"):
+        original = getattr(Quart, name)
+
+        def spy(self: Any, *args: Any, _original: Any = original, _name: str = name) -> Any:
+            called.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(Quart, name, spy)
+    app = new_app(WebServer)
+    await fetch(app)
+    assert called == []
+
+    @app.before_request
+    async def before() -> None:
+        pass
+
+    @app.teardown_request
+    async def teardown(exc: Any) -> None:
+        pass
+
+    @app.teardown_appcontext
+    async def teardown_app(exc: Any) -> None:
+        pass
+
+    await fetch(app)
+    assert sorted(called) == ["do_teardown_appcontext", "do_teardown_request", "preprocess_request"]
+
+
+async def test_functions_registered_after_the_first_request_run() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        log.append(await fetch(app))
+
+        @app.url_value_preprocessor
+        def values(endpoint: str | None, view_args: dict | None) -> None:
+            log.append(("url_value_preprocessor", endpoint))
+
+        @app.before_request
+        async def before() -> None:
+            g.seen = "g"
+            log.append("before")
+
+        @app.after_request
+        async def after(response: Any) -> Any:
+            response.headers["X-After"] = "1"
+            log.append("after")
+            return response
+
+        @app.teardown_request
+        async def teardown(exc: Any) -> None:
+            log.append(("teardown_request", request.path, g.seen, exc))
+
+        @app.teardown_appcontext
+        def teardown_app(exc: Any) -> None:
+            log.append(("teardown_appcontext", g.seen, exc))
+
+        log.append(("response", await fetch(app)))
+
+    log = await on_both(scenario)
+    assert "before" in log and "after" in log
+    assert ("teardown_request", "/hello", "g", None) in log
+    assert ("teardown_appcontext", "g", None) in log
+    responses = [entry[1] for entry in log if entry[0] == "response"]
+    assert responses[0][1]["x-after"] == "1"
+
+
+async def test_a_before_request_that_answers_and_blueprint_functions() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        blueprint = Blueprint("bp", __name__)
+
+        @blueprint.route("/inside")
+        async def inside() -> str:
+            return "inside"
+
+        @blueprint.route("/open")
+        async def open_view() -> str:
+            return "open"
+
+        @blueprint.before_request
+        async def stop() -> Any:
+            if request.path.endswith("/inside"):
+                return "stopped", 403
+            return None
+
+        @blueprint.after_request
+        async def mark(response: Any) -> Any:
+            response.headers["X-Bp"] = "1"
+            return response
+
+        app.register_blueprint(blueprint, url_prefix="/bp")
+        for path in ("/bp/inside", "/bp/open", "/hello"):
+            log.append(await fetch(app, path))
+
+    log = await on_both(scenario)
+    assert log[0][0] == 403 and log[0][1]["x-bp"] == "1"
+    assert log[1][2] == b"open"
+    assert "x-bp" not in log[2][1]
+
+
+async def test_signal_receivers_connected_late_are_called() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        log.append(await fetch(app))
+
+        async def started(sender: Any, **extra: Any) -> None:
+            log.append(("started", request.path))
+
+        async def finished(sender: Any, response: Any, **extra: Any) -> None:
+            log.append(("finished", response.status_code))
+
+        def tearing_down(sender: Any, exc: Any = None, **extra: Any) -> None:
+            log.append(("request_tearing_down", exc))
+
+        async def app_tearing_down(sender: Any, exc: Any = None, **extra: Any) -> None:
+            log.append(("appcontext_tearing_down", exc))
+
+        connections = [
+            (request_started, started),
+            (request_finished, finished),
+            (request_tearing_down, tearing_down),
+            (appcontext_tearing_down, app_tearing_down),
+        ]
+        for signal, receiver in connections:
+            signal.connect(receiver, app)
+        try:
+            log.append(await fetch(app))
+        finally:
+            for signal, receiver in connections:
+                signal.disconnect(receiver, app)
+
+    log = await on_both(scenario)
+    assert ("started", "/hello") in log
+    assert ("finished", 200) in log
+    assert ("request_tearing_down", None) in log
+    assert ("appcontext_tearing_down", None) in log
+
+
+async def test_a_failing_finished_receiver_after_an_error_handler_is_logged_as_quart_does() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        @app.route("/boom")
+        async def boom() -> str:
+            raise ValueError("boom")
+
+        @app.errorhandler(ValueError)
+        async def handled(error: Exception) -> Any:
+            return "handled", 500
+
+        log.append(await fetch(app, "/boom"))
+
+    await on_both(scenario)
+
+
+async def test_sessions_start_when_a_secret_key_is_set_late() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        @app.route("/count")
+        async def count() -> str:
+            session["n"] = session.get("n", 0) + 1
+            return str(session["n"])
+
+        refused = await app.test_client().get("/count")  # no secret key: the null session refuses writes
+        log.append(refused.status_code)
+        app.secret_key = "not secret"
+        client = app.test_client()
+        first = await client.get("/count")
+        second = await client.get("/count")
+        log.append(("set-cookie" in first.headers, await first.get_data(), await second.get_data()))
+
+    assert await on_both(scenario) == [500, (True, b"1", b"2")]
+
+
+async def test_after_this_request() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        @app.route("/once")
+        async def once() -> str:
+            @after_this_request
+            async def mark(response: Any) -> Any:
+                response.headers["X-Once"] = "yes"
+                return response
+
+            return "once"
+
+        log.append(await fetch(app, "/once"))
+        log.append(await fetch(app, "/hello"))
+
+    log = await on_both(scenario)
+    assert log[0][1]["x-once"] == "yes" and "x-once" not in log[1][1]
+
+
+async def test_streaming_json_errors_and_methods() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        @app.route("/stream")
+        async def stream() -> Any:
+            async def chunks() -> Any:
+                for number in range(3):
+                    yield f"chunk {number}\n"
+
+            return chunks(), 200, {"X-Stream": "1"}
+
+        @app.route("/json")
+        async def json_view() -> Any:
+            return {"text": "é ☃", "big": 2**70, "nested": [1.5, None, True], "z": 1, "a": 2}
+
+        @app.route("/jsonify")
+        async def jsonify_view() -> Any:
+            return jsonify([1, "two", {"b": 1, "a": 0}])
+
+        @app.route("/bytes")
+        async def bytes_view() -> Any:
+            return b"raw", 201
+
+        @app.route("/fail")
+        async def fail() -> Any:
+            raise RuntimeError("view failed")
+
+        for path in ("/stream", "/json", "/jsonify", "/bytes", "/fail", "/missing"):
+            log.append(await fetch(app, path))
+        log.append(await fetch(app, "/hello", headers={"Range": "bytes=0-4"}))
+        response = await app.test_client().options("/hello")
+        log.append((response.status_code, sorted(response.headers["Allow"].split(", "))))
+        response = await app.test_client().post("/hello")
+        log.append(response.status_code)
+
+    log = await on_both(scenario)
+    assert log[0][2] == b"chunk 0\nchunk 1\nchunk 2\n"
+    assert log[4][0] == 500 and log[5][0] == 404
+
+
+async def test_a_replaced_asgi_app_is_used_even_after_requests() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        log.append(await fetch(app))
+        inner = app.asgi_app
+
+        async def middleware(scope: dict, receive: Any, send: Any) -> None:
+            async def tagged(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message["headers"], (b"x-middleware", b"1")]}
+                await send(message)
+
+            await inner(scope, receive, tagged)
+
+        app.asgi_app = middleware
+        log.append(await fetch(app))
+
+    log = await on_both(scenario)
+    assert log[1][1]["x-middleware"] == "1"
+
+
+@pytest.mark.skipif(not LEAN_AVAILABLE, reason="the lean connection needs Python 3.11")
+async def test_a_send_that_outlasts_the_response_timeout_is_given_up_as_quart_does() -> None:
+    """The body send blocks; the response's timeout ends the request without an error, on both."""
+    for connection_class in (quart.asgi.ASGIHTTPConnection, LeanHTTPConnection):
+        app = new_app(WebServer)
+        app.asgi_http_class = connection_class
+
+        @app.after_request
+        async def short(response: Any) -> Any:
+            response.timeout = 0.01
+            return response
+
+        sent: list[str] = []
+        blocked = asyncio.Event()
+
+        async def send(message: dict) -> None:
+            sent.append(message["type"])
+            if message["type"] == "http.response.body":
+                blocked.set()
+                await asyncio.get_running_loop().create_future()  # never completes
+
+        requested = False
+
+        async def receive() -> dict:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.get_running_loop().create_future()
+            return {"type": "http.disconnect"}
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/hello",
+            "raw_path": b"/hello",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"localhost")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "extensions": {},
+        }
+        await asyncio.wait_for(app.asgi_app(scope, receive, send), timeout=30)
+        assert blocked.is_set()
+        assert sent == ["http.response.start", "http.response.body"]
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+def scope_with(headers: list[tuple[bytes, bytes]], **changes: Any) -> dict:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/hello",
+        "raw_path": b"/hello",
+        "query_string": b"a=1&b=2",
+        "root_path": "",
+        "headers": headers,
+        "client": ("10.0.0.1", 5000),
+        "server": ("127.0.0.1", 443),
+        "extensions": {},
+    }
+    scope.update(changes)
+    return scope
+
+
+HEADER_CASES = {
+    "plain": [(b"host", b"example.com"), (b"user-agent", b"test"), (b"x-repeated", b"1"), (b"X-Repeated", b"2")],
+    "content-length": [(b"host", b"h"), (b"content-length", b"42")],
+    "two content-lengths": [(b"content-length", b"7"), (b"content-length", b"9")],
+    "invalid content-length": [(b"content-length", b"abc")],
+    "negative content-length": [(b"content-length", b"-5")],
+    "chunked": [(b"content-length", b"10"), (b"transfer-encoding", b"gzip, chunked")],
+    "not chunked": [(b"content-length", b"10"), (b"Transfer-Encoding", b"gzip")],
+    "latin-1 value": [(b"x-name", "caf\xe9".encode("latin1"))],
+    "none": [],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HEADER_CASES))
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"http_version": "1.0"}, {"client": None}, {"root_path": "/root", "path": "/root/hello"}, {"path": "x"}],
+    ids=["1.1", "1.0", "no client", "root path", "relative path"],
+)
+def test_the_lean_request_is_quarts(case: str, changes: dict) -> None:
+    """Headers, content length, path and the rest equal what Quart's connection builds."""
+    app = new_app(WebServer)
+    scope = scope_with(HEADER_CASES[case], **changes)
+    ours = LeanHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
+    quarts = quart.asgi.ASGIHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
+    assert type(ours) is type(quarts)
+    assert list(ours.headers.items()) == list(quarts.headers.items())
+    for name in ("content_length", "path", "root_path", "method", "scheme", "query_string", "http_version", "host"):
+        assert getattr(ours, name) == getattr(quarts, name), name
+    assert ours.args == quarts.args
+    assert ours.body._must_raise == quarts.body._must_raise
+
+
+@pytest.mark.parametrize("where", ["header", "client"])
+def test_a_newline_in_a_header_value_raises_as_in_quart(where: str) -> None:
+    app = new_app(WebServer)
+    if where == "header":
+        scope = scope_with([(b"x-bad", b"a\r\nb")])
+    else:
+        scope = scope_with([], client=("bad\nhost", 1))
+    with pytest.raises(ValueError, match="newline") as quarts:
+        quart.asgi.ASGIHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
+    with pytest.raises(ValueError, match="newline") as ours:
+        LeanHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
+    assert str(ours.value) == str(quarts.value)
+
+
+async def test_a_body_larger_than_max_content_length_is_refused_as_in_quart() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        app.config["MAX_CONTENT_LENGTH"] = 4
+
+        @app.route("/upload", methods=["POST"])
+        async def upload() -> str:
+            return str(len(await request.get_data()))
+
+        client = app.test_client()
+        for body in (b"abc", b"abcdefgh"):
+            response = await client.post("/upload", data=body)
+            log.append((response.status_code, await response.get_data()))
+
+    assert [status for status, _ in await on_both(scenario)] == [200, 413]
+
+
+def test_the_lean_request_path_is_taken_for_an_ordinary_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Any, send: Any) -> Any:
+        raise AssertionError("Quart's _create_request_from_scope was called")
+
+    monkeypatch.setattr(quart.asgi.ASGIHTTPConnection, "_create_request_from_scope", refuse)
+    scope = scope_with(HEADER_CASES["content-length"])
+    request_ = LeanHTTPConnection(new_app(WebServer), scope)._create_request_from_scope(lambda message: None)
+    assert request_.content_length == 42
+    with pytest.raises(AssertionError, match="was called"):
+        LeanHTTPConnection(new_app(WebServer), scope_with([], path="x"))._create_request_from_scope(lambda m: None)
+
+
+@pytest.mark.parametrize("value", ["Hello, World!", "", "é", b"raw bytes", b""])
+async def test_make_response_for_text_and_bytes_is_quarts(value: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    quart_app, aeros_app = new_app(Quart), new_app(WebServer)
+    async with quart_app.app_context():
+        expected = await quart_app.make_response(value)
+    original = Quart.make_response
+
+    async def refuse(self: Any, result: Any) -> Any:
+        raise AssertionError("Quart's make_response was called")
+
+    monkeypatch.setattr(Quart, "make_response", refuse)
+    async with aeros_app.app_context():
+        made = await aeros_app.make_response(value)
+    assert type(made) is type(expected)
+    assert list(made.headers.items()) == list(expected.headers.items())
+    assert (made.status, made.mimetype, await made.get_data()) == (
+        expected.status,
+        expected.mimetype,
+        await expected.get_data(),
+    )
+
+    class OwnResponse(quart.Response):
+        default_mimetype = "text/plain"
+
+    aeros_app.response_class = OwnResponse  # another class: Quart's method, which is refused here
+    with pytest.raises(AssertionError, match="was called"):
+        await aeros_app.make_response(value)
+    monkeypatch.setattr(Quart, "make_response", original)
+    assert (await aeros_app.make_response(value)).mimetype == "text/plain"
+
+
+ADAPTER_FIELDS = ("server_name", "script_name", "subdomain", "url_scheme", "path_info", "default_method", "query_args")
+
+
+@pytest.mark.parametrize(
+    "scheme, host",
+    [
+        ("http", "example.com"),
+        ("http", "Example.COM:80"),
+        ("https", "example.com:443"),
+        ("https", "example.com:8443"),
+        ("http", "bücher.example"),
+        ("http", "127.0.0.1:8000"),
+    ],
+)
+@pytest.mark.parametrize("root_path", ["", "/prefix"])
+async def test_url_adapters_equal_quarts_on_first_and_later_requests(
+    scheme: str, host: str, root_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = [(b"host", host.encode())]
+    scope = scope_with(headers, scheme=scheme, root_path=root_path, path=f"{root_path}/hello", method="GET")
+    quart_app, aeros_app = new_app(Quart), new_app(WebServer)
+    quart_request = quart.asgi.ASGIHTTPConnection(quart_app, scope)._create_request_from_scope(lambda m: None)
+    expected = quart_app.create_url_adapter(quart_request)
+    calls: list[int] = []
+    original = Quart.create_url_adapter
+
+    def counting(self: Any, request_: Any) -> Any:
+        calls.append(1)
+        return original(self, request_)
+
+    monkeypatch.setattr(Quart, "create_url_adapter", counting)
+    for _ in range(3):
+        request_ = LeanHTTPConnection(aeros_app, scope)._create_request_from_scope(lambda m: None)
+        adapter = aeros_app.create_url_adapter(request_)
+        assert type(adapter) is type(expected)
+        assert adapter.map is aeros_app.url_map
+        for name in ADAPTER_FIELDS:
+            assert getattr(adapter, name) == getattr(expected, name), name
+        assert adapter.match(return_rule=True)[0].endpoint == "hello"
+        assert adapter.build("hello", force_external=True) == expected.build("hello", force_external=True)
+    assert len(calls) == 1  # Quart's, for the first request of this host only
+
+
+@pytest.mark.filterwarnings("ignore:Current server name")  # Quart warns of other.org, on both
+async def test_url_adapters_with_server_name_or_subdomain_matching_are_quarts() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        app.config["SERVER_NAME"] = "example.com"
+
+        @app.route("/where")
+        async def where() -> str:
+            return quart.url_for("where", _external=True)
+
+        for host in ("example.com", "api.example.com", "other.org"):
+            log.append(await fetch(app, "/where", headers={"host": host}))
+
+    log = await on_both(scenario)
+    assert log[0][2] == b"http://example.com/where"
+    assert log[2][0] == 404
+
+
+async def test_an_undecodable_host_is_refused_as_in_quart() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        for _ in range(2):
+            try:
+                log.append(await fetch(app, "/hello", headers={"host": "a" * 70 + ".example"}))
+            except Exception as error:  # Quart: BadHost from creating the request context
+                log.append(type(error).__name__)
+
+    assert await on_both(scenario) == ["BadHost", "BadHost"]
