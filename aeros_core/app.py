@@ -126,17 +126,12 @@ class WebServer(LeanRequestPath):
         wrappers = collect(self.plugin_manager.hook.aeros_asgi_wrapper(app=self, settings=settings), AsgiWrapper)
         return compose_asgi(innermost(self), wrappers)
 
-    #: the ``asgi_app`` that ``_external_entry`` wraps: replacing ``app.asgi_app`` (middleware) rebuilds it
-    _external_asgi: Any = None
-
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         entry = self._external_entry
-        asgi_app = self.asgi_app
-        if entry is None or asgi_app != self._external_asgi:
+        if entry is None:  # a replaced ``asgi_app`` is honoured by ReplaceableASGIApp, also after this
             from .runner.settings import ServerSettings
 
             entry = self._external_entry = self.asgi_entry(ServerSettings.external(self))
-            self._external_asgi = asgi_app
         await entry(scope, receive, send)
 
     async def dispatch_request(self, request_context: RequestContext | None = None) -> Any:

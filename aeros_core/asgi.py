@@ -23,6 +23,11 @@ from typing import Any
 from quart.asgi import ASGIHTTPConnection
 from quart.utils import encode_headers
 from quart.wrappers import Request
+
+from .request import Request as WebServerRequest
+
+#: request classes whose constructor is Quart's own (WebServer's only overrides ``get_json``)
+LEAN_REQUEST_CLASSES = (Request, WebServerRequest)
 from quart.wrappers.response import DataBody
 from werkzeug.datastructures import Headers
 from werkzeug.sansio.utils import get_content_length
@@ -70,7 +75,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
     def _create_request_from_scope(self, send: Any) -> Any:
         """Quart's request, built without werkzeug's per-header checks and missing-header exceptions.
 
-        For Quart's own ``Request`` class and an absolute path only (otherwise Quart's method):
+        For Quart's own ``Request`` class (or WebServer's) and an absolute path only (otherwise Quart's method):
         the headers list is filled directly (a value with CR or LF goes to Quart's method, which
         raises as werkzeug does), and ``content_length``, a cached property that ``Request``
         reads at once, is set from the two headers seen on the way instead of two failed
@@ -78,7 +83,8 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         """
         scope = self.scope
         path = scope["path"]
-        if self.app.request_class is not Request or path[:1] != "/" or scope.get("root_path", ""):
+        request_class = self.app.request_class
+        if request_class not in LEAN_REQUEST_CLASSES or path[:1] != "/" or scope.get("root_path", ""):
             return super()._create_request_from_scope(send)
         items = [("Remote-Addr", str((scope.get("client") or ["<local>"])[0]))]
         content_length = transfer_encoding = None
@@ -98,7 +104,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         headers._list = items
         if scope["http_version"] < "1.1":
             headers.setdefault("Host", self.app.config["SERVER_NAME"] or "")
-        request = Request.__new__(Request)
+        request = request_class.__new__(request_class)
         request.__dict__["content_length"] = get_content_length(content_length, transfer_encoding)
         request.__init__(  # type: ignore[misc]
             scope["method"],

@@ -45,9 +45,13 @@ def served_log(serve, app: WebServer, tmp_path: Path, requests: list[tuple[str, 
     return lines_of(log)
 
 
-def test_default_format_is_common_plus_duration(serve, tmp_path):
+def test_default_format_is_common_plus_duration_then_the_contributed_fields(serve, tmp_path):
     (line,) = served_log(serve, make_app(), tmp_path, [("/hello?x=1", {})])
-    assert re.fullmatch(r'127\.0\.0\.1 - - \[[^]]+\] "GET /hello\?x=1 HTTP/1\.1" 200 5 \d+\.\d\dms', line), line
+    common = r'127\.0\.0\.1 - - \[[^]]+\] "GET /hello\?x=1 HTTP/1\.1" 200 5 \d+\.\d\dms'
+    assert re.fullmatch(common + r" request_id=[0-9a-f]{32}", line), line
+    (tmp_path / "off").mkdir()
+    (line,) = served_log(serve, make_app(), tmp_path / "off", [("/hello?x=1", {})], request_id_header=None)
+    assert re.fullmatch(common, line), line
 
 
 @pytest.mark.parametrize("server", installed_backends())

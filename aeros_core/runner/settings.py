@@ -216,8 +216,10 @@ class ServerSettings:
 
     @classmethod
     def external(cls, app: "WebServer") -> "ServerSettings":
-        """Settings for an app served by an ASGI server aeros did not start (it logs itself)."""
-        return cls(host=app.host, port=app.port, server="external", access_log_to_std=False)
+        """Settings for an app served by an ASGI server aeros did not start (it logs itself), or by
+        ``app.test_client()``: the ``AEROS_*`` variables of the edge features apply."""
+        given = {"host": app.host, "port": app.port, "server": "external", "access_log_to_std": False}
+        return cls.resolve(given, thread=True)
 
     @property
     def tls(self) -> bool:
