@@ -9,6 +9,8 @@ from typing import Any, Awaitable, Callable
 from ..hookspecs import hookimpl
 from ..runner.logs import SERVER_LOGGER
 from ..runner.settings import ServerSettings
+from ..runner.fdlimit import max_connections
+from .connections import ConnectionTable
 from .hypercorn_connection import aeros_worker_serve
 
 
@@ -51,13 +53,18 @@ class HypercornBackend:
         from hypercorn.utils import wrap_app
 
         config = self.config(settings)
+        table = ConnectionTable(max_connections(settings), settings.header_timeout, self.name)
+        config.aeros_connections = table  # read by each connection (AerosTCPServer)
         secure, insecure = (sockets, []) if settings.tls else ([], sockets)
-        await aeros_worker_serve()(
-            wrap_app(app, config.wsgi_max_body_size, "asgi"),
-            config,
-            sockets=Sockets(secure_sockets=list(secure), insecure_sockets=list(insecure), quic_sockets=[]),
-            shutdown_trigger=shutdown_trigger,
-        )
+        try:
+            await aeros_worker_serve()(
+                wrap_app(app, config.wsgi_max_body_size, "asgi"),
+                config,
+                sockets=Sockets(secure_sockets=list(secure), insecure_sockets=list(insecure), quic_sockets=[]),
+                shutdown_trigger=shutdown_trigger,
+            )
+        finally:
+            table.close()
 
 
 @hookimpl

@@ -22,9 +22,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import types
+from ssl import SSLError
 from typing import Any, Awaitable, Callable
 
 from ..runner.coalesce import CoalescingTransport
+from .connections import BODY, BUSY_RESPONSE, IDLE, Connection, ConnectionTable
+
+#: bytes read at most per ``read()`` (Hypercorn's own value)
+MAX_RECV = 2**16
 
 
 class _IdleTimer:
@@ -84,18 +89,28 @@ class _IdleTimer:
 def aeros_tcp_server() -> type:
     """The ``TCPServer`` subclass (built on first use: Hypercorn is imported lazily)."""
     from hypercorn.asyncio.tcp_server import TCPServer
-    from hypercorn.events import Closed, Event, RawData
+    from h11 import SEND_BODY
+    from hypercorn.events import Closed, Event, RawData, Updated
 
     class AerosTCPServer(TCPServer):
-        """Hypercorn's connection handler: one write per loop turn, the idle deadline as a timer."""
+        """Hypercorn's connection handler: one write per loop turn, the idle deadline as a timer,
+        the connection rules of :mod:`aeros_core.builtins.connections`."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.coalescer = CoalescingTransport(self.writer.transport)
+            transport = self.writer.transport
+            self.coalescer = CoalescingTransport(transport)
             self.idle_task: _IdleTimer = _IdleTimer(self)  # type: ignore[assignment]  # same restart/stop
+            table: ConnectionTable = self.config.aeros_connections
+            self.connection: Connection | None = table.open(transport.abort)
 
         async def protocol_send(self, event: Event) -> None:
             if not isinstance(event, RawData):
+                if isinstance(event, Updated) and self.connection is not None:
+                    if event.idle:
+                        self.connection.idle()
+                    else:
+                        self.connection.request_started(body=self._body_pending())
                 return await super().protocol_send(event)
             async with self.send_lock:
                 try:
@@ -103,6 +118,38 @@ def aeros_tcp_server() -> type:
                     await self.writer.drain()
                 except (ConnectionError, RuntimeError):
                     await self.protocol.handle(Closed())
+
+        def _body_pending(self) -> bool:
+            """The request whose head just arrived has a body still to come (HTTP/1 only)."""
+            return getattr(getattr(self.protocol.protocol, "connection", None), "their_state", None) is SEND_BODY
+
+        async def _read_data(self) -> None:
+            connection = self.connection
+            if connection is None:  # over max_connections with every connection busy
+                self.coalescer.write(BUSY_RESPONSE)
+                return
+            reader = self.reader
+            timeout = self.config.read_timeout
+            while not reader.at_eof():
+                try:
+                    if timeout is None:
+                        data = await reader.read(MAX_RECV)
+                    else:
+                        data = await asyncio.wait_for(reader.read(MAX_RECV), timeout)
+                except (ConnectionError, OSError, asyncio.TimeoutError, TimeoutError, SSLError):
+                    break
+                phase = connection.phase
+                if phase == IDLE:
+                    connection.head_started()
+                elif phase == BODY:
+                    connection.body_received(len(data))
+                    connection.hold()  # the app's queue may make us wait: not the client's time
+                await self.protocol.handle(RawData(data))
+                if connection.phase == BODY:
+                    connection.release()
+                    if not self._body_pending():
+                        connection.body_complete()
+            await self.protocol.handle(Closed())
 
         async def _close(self) -> None:
             try:
@@ -113,6 +160,8 @@ def aeros_tcp_server() -> type:
                 await super()._close()
             finally:
                 self.idle_task.end()
+                if self.connection is not None:
+                    self.connection.closed()
 
     return AerosTCPServer
 

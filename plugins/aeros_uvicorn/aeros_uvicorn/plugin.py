@@ -16,7 +16,9 @@ import logging
 import socket
 from typing import Any, Awaitable, Callable, Iterator
 
+from aeros_core.builtins.connections import ConnectionTable
 from aeros_core.hookspecs import hookimpl
+from aeros_core.runner.fdlimit import max_connections
 from aeros_core.runner.logs import SERVER_LOGGER, route_to_server_log
 from aeros_core.runner.settings import ServerSettings
 
@@ -66,6 +68,11 @@ class UvicornBackend:
             keywords[name] = value
         if keywords["http"] == "httptools":
             keywords["http"] = BoundedHttpToolsProtocol
+        if keywords["http"] is not BoundedHttpToolsProtocol:
+            raise ValueError(
+                f"the uvicorn backend applies max_connections, header_timeout and the body rate only with "
+                f"its httptools protocol; http={keywords['http']!r} cannot honour them"
+            )
         return keywords
 
     async def serve(
@@ -78,7 +85,10 @@ class UvicornBackend:
         import uvicorn
 
         _route_uvicorn_logs()
-        server = _runner_owned_server_class()(uvicorn.Config(app, **self.config_keywords(settings)))
+        config = uvicorn.Config(app, **self.config_keywords(settings))
+        table = ConnectionTable(max_connections(settings), settings.header_timeout, self.name)
+        config.aeros_connections = table  # type: ignore[attr-defined]  # read by each connection
+        server = _runner_owned_server_class()(config)
 
         async def stop_when_triggered() -> None:
             await shutdown_trigger()
@@ -91,6 +101,7 @@ class UvicornBackend:
             raise RuntimeError(f"uvicorn could not start the app (exit code {exit_.code})") from None
         finally:
             watcher.cancel()
+            table.close()
 
 
 @functools.cache

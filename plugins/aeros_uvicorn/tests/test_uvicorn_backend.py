@@ -88,9 +88,14 @@ def test_unknown_backend_option_is_refused(app):
 
 
 def test_backend_options_reach_uvicorn(serve, app):
-    server = serve(app, server="uvicorn", headers=[("x-served-by", "uvicorn-test")], http="h11")
+    server = serve(app, server="uvicorn", headers=[("x-served-by", "uvicorn-test")])
     response = httpx.get(server.url + "/hello", timeout=5)
     assert response.headers["x-served-by"] == "uvicorn-test"
+
+
+def test_a_protocol_that_cannot_honour_the_connection_rules_is_refused(app):
+    with pytest.raises(RuntimeError, match="uvicorn.*h11.*cannot honour"):
+        app.run_in_thread(server="uvicorn", port=0, http="h11", access_log_to_std=False)
 
 
 def test_include_server_header_false(serve):
