@@ -26,6 +26,7 @@ from ssl import SSLError
 from typing import Any, Awaitable, Callable
 
 from ..runner.coalesce import CoalescingTransport
+from .h11_strict import StrictH11Connection
 from .connections import BODY, BUSY_RESPONSE, IDLE, Connection, ConnectionTable
 
 #: bytes read at most per ``read()`` (Hypercorn's own value)
@@ -89,6 +90,7 @@ class _IdleTimer:
 def aeros_tcp_server() -> type:
     """The ``TCPServer`` subclass (built on first use: Hypercorn is imported lazily)."""
     from hypercorn.asyncio.tcp_server import TCPServer
+    import h11
     from h11 import SEND_BODY
     from hypercorn.events import Closed, Event, RawData, Updated
 
@@ -128,6 +130,9 @@ def aeros_tcp_server() -> type:
             if connection is None:  # over max_connections with every connection busy
                 self.coalescer.write(BUSY_RESPONSE)
                 return
+            inner = self.protocol.protocol
+            if type(getattr(inner, "connection", None)) is h11.Connection:  # HTTP/1 (not h2 by ALPN)
+                inner.connection = StrictH11Connection(self.config.h11_max_incomplete_size)
             reader = self.reader
             timeout = self.config.read_timeout
             while not reader.at_eof():

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aeros_core.hookspecs import hookimpl
+from aeros_core.runner.fdlimit import max_connections
 from aeros_core.runner.logs import SERVER_LOGGER, route_to_server_log
 from aeros_core.runner.settings import ServerSettings
 
@@ -75,7 +76,11 @@ class GranianBackend:
             "http": HTTPModes.auto if settings.tls else HTTPModes.http1,
             "backlog": settings.backlog,
             "runtime_threads": 1,
-            "http1_settings": HTTP1Settings(max_buffer_size=max(settings.max_head_size, MIN_BUFFER)),
+            "http1_settings": HTTP1Settings(
+                max_buffer_size=max(settings.max_head_size, MIN_BUFFER),
+                header_read_timeout=int(settings.header_timeout * 1000),
+            ),
+            "backpressure": max_connections(settings),
             "log_level": _granian_level(),
             # granian configures its loggers with dictConfig; incremental, so that the
             # handlers aeros (and the user) configured are not closed.
