@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+import select
+import socket
+from typing import Any, Awaitable, Callable
 
 from ..runner.logs import SERVER_LOGGER
 
@@ -34,6 +36,11 @@ from ..runner.logs import SERVER_LOGGER
 MIN_BODY_RATE = 240.0
 #: seconds between two log lines about shed connections
 LOG_EVERY = 10.0
+#: once accepting stopped, seconds an idle connection stays open, so that a request the client
+#: wrote just before is read and answered (with Connection: close) rather than reset
+DRAIN_LINGER = 0.1
+#: loop turns at most spent accepting the connections already queued when accepting stops
+ACCEPT_TURNS = 100
 
 #: the response of a connection refused because every connection is busy with a request
 BUSY_BODY = b"503 Service Unavailable: the server is at its limit of connections; retry shortly.\n"
@@ -208,3 +215,24 @@ class ConnectionTable:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+
+
+def accept_queued_then(
+    shutdown_trigger: Callable[[], Awaitable[Any]], sockets: list[socket.socket]
+) -> Callable[[], Awaitable[None]]:
+    """``shutdown_trigger``, returning only once the connections already in the listen queues were
+    accepted (by the server's own accept loop): closing a listening socket resets the connections
+    still queued on it; accepted, they are served or closed gracefully."""
+
+    async def trigger() -> None:
+        await shutdown_trigger()
+        for _ in range(ACCEPT_TURNS):
+            try:
+                readable, _, _ = select.select(sockets, [], [], 0)
+            except (OSError, ValueError):  # a socket closed meanwhile
+                return
+            if not readable:
+                return
+            await asyncio.sleep(0)  # the loop's accept callback takes them
+
+    return trigger

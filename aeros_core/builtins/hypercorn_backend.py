@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from typing import Any, Awaitable, Callable
@@ -10,7 +11,7 @@ from ..hookspecs import hookimpl
 from ..runner.logs import SERVER_LOGGER
 from ..runner.settings import ServerSettings
 from ..runner.fdlimit import max_connections
-from .connections import ConnectionTable
+from .connections import ConnectionTable, accept_queued_then
 from .hypercorn_connection import aeros_worker_serve
 
 
@@ -55,13 +56,15 @@ class HypercornBackend:
         config = self.config(settings)
         table = ConnectionTable(max_connections(settings), settings.header_timeout, self.name)
         config.aeros_connections = table  # read by each connection (AerosTCPServer)
+        lifecycle = settings.lifecycle
+        config.aeros_closing = lifecycle.closing if lifecycle is not None else asyncio.Event()
         secure, insecure = (sockets, []) if settings.tls else ([], sockets)
         try:
             await aeros_worker_serve()(
                 wrap_app(app, config.wsgi_max_body_size, "asgi"),
                 config,
                 sockets=Sockets(secure_sockets=list(secure), insecure_sockets=list(insecure), quic_sockets=[]),
-                shutdown_trigger=shutdown_trigger,
+                shutdown_trigger=accept_queued_then(shutdown_trigger, sockets),
             )
         finally:
             table.close()

@@ -26,8 +26,8 @@ from ssl import SSLError
 from typing import Any, Awaitable, Callable
 
 from ..runner.coalesce import CoalescingTransport
-from .h11_strict import StrictH11Connection
-from .connections import BODY, BUSY_RESPONSE, IDLE, Connection, ConnectionTable
+from .h11_connection import StrictH11Connection
+from .connections import BODY, BUSY_RESPONSE, DRAIN_LINGER, IDLE, Connection, ConnectionTable
 
 #: bytes read at most per ``read()`` (Hypercorn's own value)
 MAX_RECV = 2**16
@@ -52,8 +52,8 @@ class _IdleTimer:
         server = self.server
         if self.closing is not None:
             return
-        if server.context.terminated.is_set():
-            self.expire()
+        if server.context.terminated.is_set():  # accepted in the drain: a request may be on its way
+            self.timer = server.loop.call_later(DRAIN_LINGER, self.expire)
             return
         self.timer = server.loop.call_later(server.config.keep_alive_timeout, self.expire)
         if self.watcher is None:
@@ -74,9 +74,9 @@ class _IdleTimer:
 
     async def close_on_termination(self) -> None:
         await self.server.context.terminated.wait()
-        if self.timer is not None:  # idle: close now, as Hypercorn does
+        if self.timer is not None:  # idle: close soon (a request already written is still read)
             self.disarm()
-            self.expire()
+            self.timer = self.server.loop.call_later(DRAIN_LINGER, self.expire)
 
     def end(self) -> None:
         """The connection is closed: nothing of ours may outlive it."""
@@ -132,7 +132,7 @@ def aeros_tcp_server() -> type:
                 return
             inner = self.protocol.protocol
             if type(getattr(inner, "connection", None)) is h11.Connection:  # HTTP/1 (not h2 by ALPN)
-                inner.connection = StrictH11Connection(self.config.h11_max_incomplete_size)
+                inner.connection = StrictH11Connection(self.config.h11_max_incomplete_size, self.config.aeros_closing)
             reader = self.reader
             timeout = self.config.read_timeout
             while not reader.at_eof():

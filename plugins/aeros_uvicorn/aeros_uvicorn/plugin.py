@@ -16,7 +16,7 @@ import logging
 import socket
 from typing import Any, Awaitable, Callable, Iterator
 
-from aeros_core.builtins.connections import ConnectionTable
+from aeros_core.builtins.connections import ConnectionTable, accept_queued_then
 from aeros_core.hookspecs import hookimpl
 from aeros_core.runner.fdlimit import max_connections
 from aeros_core.runner.logs import SERVER_LOGGER, route_to_server_log
@@ -91,7 +91,7 @@ class UvicornBackend:
         server = _runner_owned_server_class()(config)
 
         async def stop_when_triggered() -> None:
-            await shutdown_trigger()
+            await accept_queued_then(shutdown_trigger, list(sockets))()
             server.should_exit = True
 
         watcher = asyncio.ensure_future(stop_when_triggered())

@@ -18,7 +18,7 @@ import asyncio
 
 from typing import Any
 
-from aeros_core.builtins.connections import BODY, BUSY_RESPONSE, Connection, ConnectionTable
+from aeros_core.builtins.connections import BODY, BUSY_RESPONSE, DRAIN_LINGER, Connection, ConnectionTable
 from aeros_core.runner.coalesce import CoalescingTransport
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -60,6 +60,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.head_too_large = False
         self.rejected = False  # answered 431: what the client still sends is read and dropped
         self.connection: Connection | None = None
+        self.draining = False  # the server stopped accepting: every response closes its connection
 
     def connection_made(self, transport: Any) -> None:
         table: ConnectionTable = self.config.aeros_connections
@@ -125,6 +126,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             raise _HeadTooLarge()  # the parser stops; uvicorn answers through send_400_response
         self.connection.request_started(body=True)  # type: ignore[union-attr]  # on_message_complete ends it
         super().on_headers_complete()
+        if self.draining and self.cycle is not None:
+            self.cycle.keep_alive = False
+
+    def shutdown(self) -> None:
+        """The server stopped accepting: an idle connection is closed after :data:`DRAIN_LINGER`
+        (a request already written is still read, and answered with ``Connection: close``)."""
+        self.draining = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(DRAIN_LINGER, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            if not self.transport.is_closing():
+                self.transport.close()
+        else:
+            self.cycle.keep_alive = False
 
     def _head_size(self) -> int:
         return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
