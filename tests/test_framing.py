@@ -185,3 +185,17 @@ def test_fuzzed_heads_and_chunked_bodies_never_get_a_5xx(server, payload):
     assert all(status < 500 or status in (501, 505) for status in statuses), (
         f"{server.backend}: {statuses} for {payload!r}"
     )
+
+
+def test_the_h11_internal_used_is_there():
+    """StrictH11Connection reads h11's private receive buffer (cheaper than ``trailing_data``):
+    fails when an h11 release changes it."""
+    import h11
+
+    from aeros_core.builtins.h11_connection import StrictH11Connection, buffered
+
+    connection = StrictH11Connection(16384)
+    connection.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\nGET /next HT")
+    assert type(connection.next_event()) is h11.Request
+    assert buffered(connection) == len(connection.trailing_data[0]) == len(b"GET /next HT")
+    assert connection.unparsed == buffered(connection)

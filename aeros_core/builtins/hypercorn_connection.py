@@ -73,6 +73,8 @@ class _IdleTimer:
             self.closing = self.server.loop.create_task(self.server._initiate_server_close())
 
     async def close_on_termination(self) -> None:
+        await self.server.config.aeros_closing.wait()  # accepting stops
+        self.server.close_after_each_response()
         await self.server.context.terminated.wait()
         if self.timer is not None:  # idle: close soon (a request already written is still read)
             self.disarm()
@@ -125,6 +127,11 @@ def aeros_tcp_server() -> type:
             """The request whose head just arrived has a body still to come (HTTP/1 only)."""
             return getattr(getattr(self.protocol.protocol, "connection", None), "their_state", None) is SEND_BODY
 
+        def close_after_each_response(self) -> None:
+            connection = getattr(self.protocol.protocol, "connection", None)
+            if isinstance(connection, StrictH11Connection):
+                connection.close_after_each_response()
+
         async def _read_data(self) -> None:
             connection = self.connection
             if connection is None:  # over max_connections with every connection busy
@@ -132,7 +139,9 @@ def aeros_tcp_server() -> type:
                 return
             inner = self.protocol.protocol
             if type(getattr(inner, "connection", None)) is h11.Connection:  # HTTP/1 (not h2 by ALPN)
-                inner.connection = StrictH11Connection(self.config.h11_max_incomplete_size, self.config.aeros_closing)
+                inner.connection = StrictH11Connection(self.config.h11_max_incomplete_size)
+                if self.config.aeros_closing.is_set():  # accepted in the drain
+                    inner.connection.close_after_each_response()
             reader = self.reader
             timeout = self.config.read_timeout
             while not reader.at_eof():
