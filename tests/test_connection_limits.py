@@ -166,3 +166,15 @@ def test_the_runner_raises_the_file_descriptor_limit_and_derives_max_connections
     output = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert output.stdout.split() == ["1024", str(connections_for(1024))], output.stderr
     assert connections_for(1024) == 896  # an eighth kept for files and upstream connections
+
+
+def test_hypercorn_serves_each_connection_with_the_aeros_handler():
+    """The connection rules live in AerosTCPServer, reached through a private Hypercorn seam
+    (docs/internals.md, "Backends"): fails when the installed Hypercorn no longer allows it."""
+    from hypercorn.asyncio import run as hypercorn_run
+
+    from aeros_core.builtins.hypercorn_connection import aeros_tcp_server, aeros_worker_serve
+
+    assert "TCPServer" in hypercorn_run.worker_serve.__globals__
+    assert aeros_worker_serve().__globals__["TCPServer"] is aeros_tcp_server()
+    assert aeros_worker_serve().__code__ is hypercorn_run.worker_serve.__code__

@@ -14,7 +14,9 @@ What a client sees is Hypercorn's: the same bytes, the same keep-alive timeout, 
 connections closed at shutdown.
 
 :func:`aeros_worker_serve` is Hypercorn's ``worker_serve`` using this class: a copy of the
-function object whose globals name it ``TCPServer``. Hypercorn's module is not patched.
+function object whose globals name it ``TCPServer``. Hypercorn's module is not patched. A Hypercorn
+whose ``worker_serve`` does not look ``TCPServer`` up is refused at start (no silent fallback:
+the connection rules depend on this class).
 """
 
 from __future__ import annotations
@@ -187,7 +189,13 @@ def aeros_worker_serve() -> Callable[..., Awaitable[None]]:
 
     original = hypercorn_run.worker_serve
     if "TCPServer" not in original.__globals__:  # a Hypercorn that no longer looks it up there
-        return original
+        from importlib.metadata import version
+
+        raise RuntimeError(
+            f"the hypercorn backend cannot apply max_connections, header_timeout, the body rate and the "
+            f"framing checks with Hypercorn {version('hypercorn')}: its worker_serve no longer "
+            f"looks TCPServer up (see docs/internals.md, 'Backends'); install a Hypercorn 0.17-0.18"
+        )
     globals_ = dict(original.__globals__, TCPServer=aeros_tcp_server())
     copy = types.FunctionType(
         original.__code__, globals_, original.__name__, original.__defaults__, original.__closure__

@@ -80,7 +80,9 @@ class GranianBackend:
             "runtime_threads": 1,
             "http1_settings": HTTP1Settings(
                 max_buffer_size=max(settings.max_head_size, MIN_BUFFER),
-                header_read_timeout=int(settings.header_timeout * 1000),
+                # hyper's one timer: from a connection's start, or the end of the previous
+                # response, to the end of the next head: both keep_alive_timeout and header_timeout
+                header_read_timeout=max(1, int(min(settings.header_timeout, settings.keep_alive_timeout) * 1000)),
             ),
             "backpressure": max_connections(settings),
             "log_level": _granian_level(),
