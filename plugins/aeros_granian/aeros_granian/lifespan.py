@@ -42,7 +42,11 @@ class Lifespan:
 
     async def startup(self) -> None:
         self.task = asyncio.ensure_future(self.run())
-        await self.exchange("startup")
+        try:
+            await self.exchange("startup")
+        except BaseException:
+            await self.end()
+            raise
 
     async def shutdown(self) -> None:
         if self.task is None or self.task.done():
@@ -50,5 +54,14 @@ class Lifespan:
         try:
             await self.exchange("shutdown")
         finally:
-            await asyncio.wait({self.task}, timeout=1)
-            self.task.cancel()
+            await self.end()
+
+    async def end(self) -> None:
+        """The lifespan task finishes (an app that still waits for a message is cancelled)."""
+        task = self.task
+        if task is None:
+            return
+        await asyncio.wait({task}, timeout=0.1)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1)
