@@ -162,3 +162,18 @@ def test_connections_queued_when_accepting_stops_are_served_not_reset(serve, bac
         stopping.join(25)
         for sock in [blocker, *queued]:
             sock.close()
+
+
+@pytest.mark.parametrize("backend", installed_backends())
+def test_a_server_stopped_as_soon_as_it_started_still_runs_the_app_shutdown(backend):
+    app = WebServer(__name__)
+    shutdowns: list[int] = []
+
+    @app.after_serving
+    async def stopped():
+        shutdowns.append(1)
+
+    for attempt in range(10):
+        server = app.run_in_thread(port=0, server=backend, access_log_to_std=False)
+        server.stop(timeout=15)
+        assert len(shutdowns) == attempt + 1, f"{backend}: after_serving skipped in stop {attempt + 1}"

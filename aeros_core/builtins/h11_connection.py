@@ -58,7 +58,7 @@ class StrictH11Connection(h11.Connection):
         """The server stopped accepting: from now on, responses carry ``Connection: close`` (h11
         then closes the connection after each). An instance attribute: until then, ``send`` is
         h11's own and costs nothing more."""
-        self.send = self.send_closing  # type: ignore[method-assign]
+        self.send = self.send_closing  # type: ignore[method-assign, assignment]
 
     def send_closing(self, event: Any) -> bytes | None:
         if type(event) is h11.Response:

@@ -107,7 +107,7 @@ def aeros_tcp_server() -> type:
             transport = self.writer.transport
             self.coalescer = CoalescingTransport(transport)
             self.idle_task: _IdleTimer = _IdleTimer(self)  # type: ignore[assignment]  # same restart/stop
-            table: ConnectionTable = self.config.aeros_connections
+            table: ConnectionTable = self.config.aeros_connections  # type: ignore[attr-defined]  # set by HypercornBackend.serve
             self.connection: Connection | None = table.open(transport.abort)
 
         async def protocol_send(self, event: Event) -> None:
@@ -142,7 +142,7 @@ def aeros_tcp_server() -> type:
             inner = self.protocol.protocol
             if type(getattr(inner, "connection", None)) is h11.Connection:  # HTTP/1 (not h2 by ALPN)
                 inner.connection = StrictH11Connection(self.config.h11_max_incomplete_size)
-                if self.config.aeros_closing.is_set():  # accepted in the drain
+                if self.config.aeros_closing.is_set():  # type: ignore[attr-defined]  # accepted in the drain
                     inner.connection.close_after_each_response()
             reader = self.reader
             timeout = self.config.read_timeout

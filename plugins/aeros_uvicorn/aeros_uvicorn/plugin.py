@@ -22,6 +22,8 @@ from aeros_core.runner.fdlimit import max_connections
 from aeros_core.runner.logs import SERVER_LOGGER, route_to_server_log
 from aeros_core.runner.settings import ServerSettings
 
+STARTED_POLL = 0.01  # seconds between two looks at whether uvicorn finished starting
+
 
 def _route_uvicorn_logs() -> None:
     """Send ``uvicorn.error`` through aeros's server log, at that log's level."""
@@ -92,6 +94,10 @@ class UvicornBackend:
 
         async def stop_when_triggered() -> None:
             await accept_queued_then(shutdown_trigger, list(sockets))()
+            # uvicorn skips its shutdown (and the app's lifespan shutdown) when told to exit
+            # before its startup finished: wait for it (a failed startup ends serve(), and this task)
+            while not server.started:
+                await asyncio.sleep(STARTED_POLL)
             server.should_exit = True
 
         watcher = asyncio.ensure_future(stop_when_triggered())

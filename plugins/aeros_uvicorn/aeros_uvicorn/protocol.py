@@ -63,7 +63,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.draining = False  # the server stopped accepting: every response closes its connection
 
     def connection_made(self, transport: Any) -> None:
-        table: ConnectionTable = self.config.aeros_connections
+        table: ConnectionTable = self.config.aeros_connections  # type: ignore[attr-defined]  # set by UvicornBackend.serve
         connection = table.open(transport.abort)
         super().connection_made(CoalescingTransport(transport))  # type: ignore[arg-type]
         if connection is None:  # over max_connections with every connection busy
