@@ -188,14 +188,19 @@ def test_fuzzed_heads_and_chunked_bodies_never_get_a_5xx(server, payload):
 
 
 def test_the_h11_internal_used_is_there():
-    """StrictH11Connection reads h11's private receive buffer (cheaper than ``trailing_data``):
-    fails when an h11 release changes it."""
+    """StrictH11Connection reads h11's private receive buffer (cheaper than ``trailing_data``) and
+    body reader (no public equivalent): fails when an h11 release changes them."""
     import h11
 
-    from aeros_core.builtins.h11_connection import StrictH11Connection, buffered
+    from aeros_core.builtins.h11_connection import StrictH11Connection, buffered, chunked
 
     connection = StrictH11Connection(16384)
     connection.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\nGET /next HT")
     assert type(connection.next_event()) is h11.Request
     assert buffered(connection) == len(connection.trailing_data[0]) == len(b"GET /next HT")
     assert connection.unparsed == buffered(connection)
+    assert not chunked(connection)
+    connection = StrictH11Connection(16384)
+    connection.receive_data(b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n")
+    assert type(connection.next_event()) is h11.Request
+    assert chunked(connection)
