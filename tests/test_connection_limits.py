@@ -178,3 +178,33 @@ def test_hypercorn_serves_each_connection_with_the_aeros_handler():
     assert "TCPServer" in hypercorn_run.worker_serve.__globals__
     assert aeros_worker_serve().__globals__["TCPServer"] is aeros_tcp_server()
     assert aeros_worker_serve().__code__ is hypercorn_run.worker_serve.__code__
+
+
+@pytest.mark.parametrize("backend", installed_backends())
+def test_a_websocket_outlives_header_timeout_and_leaves_no_connection_counted(serve, backend):
+    from websockets.sync.client import connect as ws_connect
+
+    app = WebServer(__name__)
+
+    @app.websocket("/ws")
+    async def late():
+        from quart import websocket
+
+        await websocket.receive()
+        await asyncio.sleep(1.5)  # the app's own pace: three header_timeouts
+        await websocket.send("still here")
+
+    @app.route("/fast")
+    async def fast():
+        return "fast"
+
+    server = serve(app, server=backend, header_timeout=0.5, keep_alive_timeout=0.5, max_connections=2)
+    with ws_connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5, close_timeout=5) as ws:
+        ws.send("go")
+        assert ws.recv(timeout=TIMEOUT) == "still here"
+    for _ in range(3):  # closed WebSockets leave no connection counted behind
+        with ws_connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5, close_timeout=5):
+            pass
+    sock = connect(server.port)
+    sock.sendall(GET % b"/fast")
+    assert status_of(sock).startswith(b"HTTP/1.1 200")

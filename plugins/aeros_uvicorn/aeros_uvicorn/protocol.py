@@ -79,6 +79,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.connection.closed()
         super().connection_lost(exc)
 
+    def handle_websocket_upgrade(self) -> None:
+        # The WebSocket protocol takes the transport (and its connection_lost): the table forgets
+        # the connection now, or it would count it forever.
+        if self.connection is not None:
+            self.connection.closed()
+            self.connection = None
+        super().handle_websocket_upgrade()
+
     def data_received(self, data: bytes) -> None:
         if self.rejected:
             return
