@@ -88,6 +88,8 @@ class UvicornBackend:
 
         _route_uvicorn_logs()
         config = uvicorn.Config(app, **self.config_keywords(settings))
+        config.load()
+        config.lifespan_class = _ending_lifespan_class()
         table = ConnectionTable(max_connections(settings), settings.header_timeout, self.name)
         config.aeros_connections = table  # type: ignore[attr-defined]  # read by each connection
         server = _runner_owned_server_class()(config)
@@ -108,6 +110,32 @@ class UvicornBackend:
         finally:
             watcher.cancel()
             table.close()
+            await _end_lifespan(getattr(server, "lifespan", None))
+
+
+async def _end_lifespan(lifespan: Any) -> None:
+    """After a failed startup the app still waits for a lifespan message that uvicorn never sends
+    (its process would exit): cancel it, so that no task outlives the event loop."""
+    task = getattr(lifespan, "task", None)
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1)
+
+
+@functools.cache
+def _ending_lifespan_class() -> type:
+    from uvicorn.lifespan.on import LifespanOn
+
+    class EndingLifespan(LifespanOn):
+        """uvicorn's lifespan, keeping its task (see :func:`_end_lifespan`)."""
+
+        task: asyncio.Task[Any] | None = None
+
+        async def main(self) -> None:
+            self.task = asyncio.current_task()
+            await super().main()
+
+    return EndingLifespan
 
 
 @functools.cache

@@ -130,3 +130,24 @@ def test_websocket_echo(serve):
     with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5, close_timeout=5) as ws:
         ws.send("hi")
         assert ws.recv(timeout=5) == "echo hi"
+
+
+def test_a_failed_startup_leaves_no_lifespan_task_behind(monkeypatch):
+    """uvicorn leaves the app's lifespan waiting after a failed startup (its process would exit);
+    in a thread server that task outlived its loop and was destroyed pending."""
+    import gc
+    import sys
+
+    app = WebServer(__name__)
+
+    @app.before_serving
+    async def fail():
+        raise RuntimeError("no database")
+
+    leaked: list = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: leaked.append(unraisable.object))
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="failed to start"):
+            app.run_in_thread(port=0, server="uvicorn", access_log_to_std=False)
+    gc.collect()
+    assert leaked == []
