@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from typing import Any, Awaitable, Callable
@@ -10,6 +11,8 @@ from ..hookspecs import hookimpl
 from ..proxy_protocol import stream_gate
 from ..runner.logs import SERVER_LOGGER
 from ..runner.settings import ServerSettings
+from ..runner.fdlimit import max_connections
+from .connections import ConnectionTable, accept_queued_then
 from .hypercorn_connection import aeros_worker_serve
 
 
@@ -54,13 +57,20 @@ class HypercornBackend:
         from hypercorn.utils import wrap_app
 
         config = self.config(settings)
+        table = ConnectionTable(max_connections(settings), settings.header_timeout, self.name)
+        config.aeros_connections = table  # read by each connection (AerosTCPServer)
+        lifecycle = settings.lifecycle
+        config.aeros_closing = lifecycle.closing if lifecycle is not None else asyncio.Event()
         secure, insecure = (sockets, []) if settings.tls else ([], sockets)
-        await aeros_worker_serve()(
-            wrap_app(app, config.wsgi_max_body_size, "asgi"),
-            config,
-            sockets=Sockets(secure_sockets=list(secure), insecure_sockets=list(insecure), quic_sockets=[]),
-            shutdown_trigger=shutdown_trigger,
-        )
+        try:
+            await aeros_worker_serve()(
+                wrap_app(app, config.wsgi_max_body_size, "asgi"),
+                config,
+                sockets=Sockets(secure_sockets=list(secure), insecure_sockets=list(insecure), quic_sockets=[]),
+                shutdown_trigger=accept_queued_then(shutdown_trigger, sockets),
+            )
+        finally:
+            table.close()
 
 
 @hookimpl

@@ -14,7 +14,9 @@ What a client sees is Hypercorn's: the same bytes, the same keep-alive timeout, 
 connections closed at shutdown.
 
 :func:`aeros_worker_serve` is Hypercorn's ``worker_serve`` using this class: a copy of the
-function object whose globals name it ``TCPServer``. Hypercorn's module is not patched.
+function object whose globals name it ``TCPServer``. Hypercorn's module is not patched. A Hypercorn
+whose ``worker_serve`` does not look ``TCPServer`` up is refused at start (no silent fallback:
+the connection rules depend on this class).
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import types
+from ssl import SSLError
 from typing import Any, Awaitable, Callable
 
 from ..runner.coalesce import CoalescingTransport
+from .h11_connection import StrictH11Connection
+from .connections import BODY, BUSY_RESPONSE, DRAIN_LINGER, IDLE, Connection, ConnectionTable
+
+#: bytes read at most per ``read()`` (Hypercorn's own value)
+MAX_RECV = 2**16
 
 
 class _IdleTimer:
@@ -46,8 +54,8 @@ class _IdleTimer:
         server = self.server
         if self.closing is not None:
             return
-        if server.context.terminated.is_set():
-            self.expire()
+        if server.context.terminated.is_set():  # accepted in the drain: a request may be on its way
+            self.timer = server.loop.call_later(DRAIN_LINGER, self.expire)
             return
         self.timer = server.loop.call_later(server.config.keep_alive_timeout, self.expire)
         if self.watcher is None:
@@ -67,10 +75,12 @@ class _IdleTimer:
             self.closing = self.server.loop.create_task(self.server._initiate_server_close())
 
     async def close_on_termination(self) -> None:
+        await self.server.config.aeros_closing.wait()  # accepting stops
+        self.server.close_after_each_response()
         await self.server.context.terminated.wait()
-        if self.timer is not None:  # idle: close now, as Hypercorn does
+        if self.timer is not None:  # idle: close soon (a request already written is still read)
             self.disarm()
-            self.expire()
+            self.timer = self.server.loop.call_later(DRAIN_LINGER, self.expire)
 
     def end(self) -> None:
         """The connection is closed: nothing of ours may outlive it."""
@@ -84,15 +94,21 @@ class _IdleTimer:
 def aeros_tcp_server() -> type:
     """The ``TCPServer`` subclass (built on first use: Hypercorn is imported lazily)."""
     from hypercorn.asyncio.tcp_server import TCPServer
-    from hypercorn.events import Closed, Event, RawData
+    import h11
+    from h11 import SEND_BODY
+    from hypercorn.events import Closed, Event, RawData, Updated
 
     class AerosTCPServer(TCPServer):
-        """Hypercorn's connection handler: one write per loop turn, the idle deadline as a timer."""
+        """Hypercorn's connection handler: one write per loop turn, the idle deadline as a timer,
+        the connection rules of :mod:`aeros_core.builtins.connections`."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.coalescer = CoalescingTransport(self.writer.transport)
+            transport = self.writer.transport
+            self.coalescer = CoalescingTransport(transport)
             self.idle_task: _IdleTimer = _IdleTimer(self)  # type: ignore[assignment]  # same restart/stop
+            table: ConnectionTable = self.config.aeros_connections  # type: ignore[attr-defined]  # set by HypercornBackend.serve
+            self.connection: Connection | None = table.open(transport.abort)
 
         async def run(self) -> None:
             gate = getattr(self.config, "aeros_proxy_gate", None)
@@ -105,6 +121,11 @@ def aeros_tcp_server() -> type:
 
         async def protocol_send(self, event: Event) -> None:
             if not isinstance(event, RawData):
+                if isinstance(event, Updated) and self.connection is not None:
+                    if event.idle:
+                        self.connection.idle()
+                    else:
+                        self.connection.request_started(body=self._body_pending())
                 return await super().protocol_send(event)
             async with self.send_lock:
                 try:
@@ -112,6 +133,48 @@ def aeros_tcp_server() -> type:
                     await self.writer.drain()
                 except (ConnectionError, RuntimeError):
                     await self.protocol.handle(Closed())
+
+        def _body_pending(self) -> bool:
+            """The request whose head just arrived has a body still to come (HTTP/1 only)."""
+            return getattr(getattr(self.protocol.protocol, "connection", None), "their_state", None) is SEND_BODY
+
+        def close_after_each_response(self) -> None:
+            connection = getattr(self.protocol.protocol, "connection", None)
+            if isinstance(connection, StrictH11Connection):
+                connection.close_after_each_response()
+
+        async def _read_data(self) -> None:
+            connection = self.connection
+            if connection is None:  # over max_connections with every connection busy
+                self.coalescer.write(BUSY_RESPONSE)
+                return
+            inner = self.protocol.protocol
+            if type(getattr(inner, "connection", None)) is h11.Connection:  # HTTP/1 (not h2 by ALPN)
+                inner.connection = StrictH11Connection(self.config.h11_max_incomplete_size)
+                if self.config.aeros_closing.is_set():  # type: ignore[attr-defined]  # accepted in the drain
+                    inner.connection.close_after_each_response()
+            reader = self.reader
+            timeout = self.config.read_timeout
+            while not reader.at_eof():
+                try:
+                    if timeout is None:
+                        data = await reader.read(MAX_RECV)
+                    else:
+                        data = await asyncio.wait_for(reader.read(MAX_RECV), timeout)
+                except (ConnectionError, OSError, asyncio.TimeoutError, TimeoutError, SSLError):
+                    break
+                phase = connection.phase
+                if phase == IDLE:
+                    connection.head_started()
+                elif phase == BODY:
+                    connection.body_received(len(data))
+                    connection.hold()  # the app's queue may make us wait: not the client's time
+                await self.protocol.handle(RawData(data))
+                if connection.phase == BODY:
+                    connection.release()
+                    if not self._body_pending():
+                        connection.body_complete()
+            await self.protocol.handle(Closed())
 
         async def _close(self) -> None:
             try:
@@ -122,6 +185,8 @@ def aeros_tcp_server() -> type:
                 await super()._close()
             finally:
                 self.idle_task.end()
+                if self.connection is not None:
+                    self.connection.closed()
 
     return AerosTCPServer
 
@@ -133,7 +198,13 @@ def aeros_worker_serve() -> Callable[..., Awaitable[None]]:
 
     original = hypercorn_run.worker_serve
     if "TCPServer" not in original.__globals__:  # a Hypercorn that no longer looks it up there
-        return original
+        from importlib.metadata import version
+
+        raise RuntimeError(
+            f"the hypercorn backend cannot apply max_connections, header_timeout, the body rate and the "
+            f"framing checks with Hypercorn {version('hypercorn')}: its worker_serve no longer "
+            f"looks TCPServer up (see docs/internals.md, 'Backends'); install a Hypercorn 0.17-0.18"
+        )
     globals_ = dict(original.__globals__, TCPServer=aeros_tcp_server())
     copy = types.FunctionType(
         original.__code__, globals_, original.__name__, original.__defaults__, original.__closure__

@@ -7,7 +7,7 @@ import logging
 import os
 from typing import Any
 
-from . import logs
+from . import fdlimit, logs
 from .settings import ServerSettings
 from .sockets import bind_per_worker, url_of
 
@@ -23,6 +23,7 @@ def prepare(app: Any, keywords: dict[str, Any], thread: bool = False) -> ServerS
         if not (thread or "reload" in keywords or ServerSettings.env_name("reload") in os.environ):
             settings.reload = True
     app.plugin_manager.hook.aeros_server_config(app=app, settings=settings)
+    fdlimit.apply(settings)  # raise RLIMIT_NOFILE; derive max_connections from it
     from .serve import backend_for
 
     backend_for(app, settings.server)  # fail now, in the caller, for an unknown backend

@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aeros_core.hookspecs import hookimpl
+from aeros_core.runner.fdlimit import max_connections
 from aeros_core.runner.logs import SERVER_LOGGER, route_to_server_log
 from aeros_core.runner.settings import ServerSettings
 
+from .lifespan import Lifespan, LifespanFailed
+
 GRANIAN_LOGGER = "_granian"  # the name granian's Python and Rust code log under
 MIN_BUFFER = 8192  # hyper refuses a smaller read buffer
-KILL_GRACE = 2.0  # seconds granian gets to wind down after the requests in flight were cancelled
+KILL_GRACE = 0.5  # seconds granian gets to wind down after the requests in flight were cancelled
 
 #: Keywords of ``granian.server.embed.Server`` that the runner owns (refused in ``run()``).
 RUNNER_OWNED = frozenset({"target", "address", "port", "uds", "interface", "factory", "log_enabled"})
@@ -71,11 +74,17 @@ class GranianBackend:
         keywords: dict[str, Any] = {
             "address": settings.host,
             "port": settings.port,
-            "interface": Interfaces.ASGI,  # with lifespan
+            "interface": Interfaces.ASGINL,  # the lifespan is run by aeros (lifespan.py)
             "http": HTTPModes.auto if settings.tls else HTTPModes.http1,
             "backlog": settings.backlog,
             "runtime_threads": 1,
-            "http1_settings": HTTP1Settings(max_buffer_size=max(settings.max_head_size, MIN_BUFFER)),
+            "http1_settings": HTTP1Settings(
+                max_buffer_size=max(settings.max_head_size, MIN_BUFFER),
+                # hyper's one timer: from a connection's start, or the end of the previous
+                # response, to the end of the next head: both keep_alive_timeout and header_timeout
+                header_read_timeout=max(1, int(min(settings.header_timeout, settings.keep_alive_timeout) * 1000)),
+            ),
+            "backpressure": max_connections(settings),
             "log_level": _granian_level(),
             # granian configures its loggers with dictConfig; incremental, so that the
             # handlers aeros (and the user) configured are not closed.
@@ -132,18 +141,31 @@ class GranianBackend:
             server._sfd = fd
 
         server._init_shared_socket = adopt_runner_socket
+        lifespan = Lifespan(app)
+        try:
+            await lifespan.startup()
+        except LifespanFailed as error:
+            raise RuntimeError(f"granian could not serve the app: {error}") from None
+        try:
+            await self._serve_until_stopped(server, in_flight, shutdown_trigger, settings.graceful_timeout)
+        finally:
+            await lifespan.shutdown()
+
+    async def _serve_until_stopped(
+        self, server: Any, in_flight: "_InFlight", shutdown_trigger: Callable[[], Awaitable[Any]], graceful: float
+    ) -> None:
         serving = asyncio.ensure_future(server.serve())
         stopping = asyncio.ensure_future(shutdown_trigger())
         try:
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not serving.done():
                 server.stop()  # granian stops accepting and waits for the requests in flight
-                await self._drain(serving, in_flight, settings.graceful_timeout)
+                await self._drain(serving, in_flight, graceful)
             await serving
         except asyncio.CancelledError:
             if not serving.cancelled():
                 raise
-        except Exception as error:  # e.g. granian.errors.FatalError when the lifespan startup fails
+        except Exception as error:  # e.g. granian.errors.FatalError
             raise RuntimeError(f"granian could not serve the app: {error!r}") from error
         finally:
             stopping.cancel()
@@ -165,22 +187,58 @@ class GranianBackend:
             serving.cancel()
 
 
+BAD_BODY = b"400 Bad Request: malformed request body.\n"
+BAD_BODY_START = {
+    "type": "http.response.start",
+    "status": 400,
+    "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(BAD_BODY)).encode()),
+        (b"connection", b"close"),
+    ],
+}
+
+
 class _InFlight:
-    """The ASGI app, remembering the tasks of the requests in flight (to cancel them at a stop)."""
+    """The ASGI app, remembering the tasks of the requests in flight (to cancel them at a stop).
+
+    It also answers 400 when a request body breaks off: granian ends the body of a malformed
+    chunked request (a bad chunk size, more data than announced, bare LF) as a client disconnect,
+    the app gives up without answering, and granian would answer 500 for the client's error.
+    """
 
     def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
         self.tasks: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        task = asyncio.current_task() if scope["type"] != "lifespan" else None
+        task = asyncio.current_task() if scope["type"] == "http" else None
         if task is None:
             return await self.app(scope, receive, send)
+        body_broken = False
+        more_body = True
+
+        async def watched_receive() -> dict[str, Any]:
+            nonlocal body_broken, more_body
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                more_body = message.get("more_body", False)
+            elif kind == "http.disconnect" and more_body:
+                body_broken = True
+            return message
+
         self.tasks.add(task)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, watched_receive, send)
         finally:
             self.tasks.discard(task)
+        if body_broken:
+            try:
+                await send(BAD_BODY_START)
+                await send({"type": "http.response.body", "body": BAD_BODY})
+            except Exception:  # answered already, or the client is gone: nothing to tell
+                pass
 
     def cancel(self) -> None:
         for task in list(self.tasks):

@@ -159,3 +159,41 @@ def test_websocket_echo(serve):
 
 # workers=2, SIGKILL/SIGTERM/SIGINT, spawn and load sharing on this backend: tests/test_workers.py
 # runs every runner test on each installed backend.
+
+
+def test_stop_always_runs_the_app_shutdown_within_graceful_timeout_plus_one_second():
+    """Twenty stops, half of them with a request that outlives graceful_timeout: each one runs the
+    app's after_serving and returns within graceful_timeout + 1 s (stop() raises TimeoutError)."""
+    graceful = 0.5
+    app = WebServer(__name__)
+    shutdowns: list[int] = []
+    entered = threading.Event()
+
+    @app.route("/hello")
+    async def hello():
+        return "hello"
+
+    @app.route("/forever")
+    async def forever():
+        entered.set()
+        await asyncio.sleep(30)
+        return "never"
+
+    @app.after_serving
+    async def stopped():
+        shutdowns.append(1)
+
+    for attempt in range(20):
+        entered.clear()
+        server = app.run_in_thread(port=0, server="granian", graceful_timeout=graceful, access_log_to_std=False)
+        with httpx.Client(timeout=10) as client:  # a kept-alive connection stays open through the stop
+            assert client.get(server.url + "/hello").status_code == 200
+            stuck = None
+            if attempt % 2:
+                stuck = threading.Thread(target=lambda: httpx.get(server.url + "/forever", timeout=10), daemon=True)
+                stuck.start()
+                assert entered.wait(10)
+            server.stop(timeout=graceful + 1)
+            if stuck is not None:
+                stuck.join(10)
+        assert len(shutdowns) == attempt + 1, f"after_serving skipped in stop {attempt + 1}"

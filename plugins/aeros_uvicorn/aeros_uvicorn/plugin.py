@@ -16,9 +16,13 @@ import logging
 import socket
 from typing import Any, Awaitable, Callable, Iterator
 
+from aeros_core.builtins.connections import ConnectionTable, accept_queued_then
 from aeros_core.hookspecs import hookimpl
+from aeros_core.runner.fdlimit import max_connections
 from aeros_core.runner.logs import SERVER_LOGGER, route_to_server_log
 from aeros_core.runner.settings import ServerSettings
+
+STARTED_POLL = 0.01  # seconds between two looks at whether uvicorn finished starting
 
 
 def _route_uvicorn_logs() -> None:
@@ -69,6 +73,11 @@ class UvicornBackend:
             keywords[name] = value
         if keywords["http"] == "httptools":
             keywords["http"] = BoundedHttpToolsProtocol
+        if keywords["http"] is not BoundedHttpToolsProtocol:
+            raise ValueError(
+                f"the uvicorn backend applies max_connections, header_timeout and the body rate only with "
+                f"its httptools protocol; http={keywords['http']!r} cannot honour them"
+            )
         if settings.proxy_protocol:  # the PROXY header comes before HTTP: read it first
             keywords["http"] = protocol_factory(keywords["http"], settings)
         return keywords
@@ -83,10 +92,19 @@ class UvicornBackend:
         import uvicorn
 
         _route_uvicorn_logs()
-        server = _runner_owned_server_class()(uvicorn.Config(app, **self.config_keywords(settings)))
+        config = uvicorn.Config(app, **self.config_keywords(settings))
+        config.load()
+        config.lifespan_class = _ending_lifespan_class()
+        table = ConnectionTable(max_connections(settings), settings.header_timeout, self.name)
+        config.aeros_connections = table  # type: ignore[attr-defined]  # read by each connection
+        server = _runner_owned_server_class()(config)
 
         async def stop_when_triggered() -> None:
-            await shutdown_trigger()
+            await accept_queued_then(shutdown_trigger, list(sockets))()
+            # uvicorn skips its shutdown (and the app's lifespan shutdown) when told to exit
+            # before its startup finished: wait for it (a failed startup ends serve(), and this task)
+            while not server.started:
+                await asyncio.sleep(STARTED_POLL)
             server.should_exit = True
 
         watcher = asyncio.ensure_future(stop_when_triggered())
@@ -96,6 +114,33 @@ class UvicornBackend:
             raise RuntimeError(f"uvicorn could not start the app (exit code {exit_.code})") from None
         finally:
             watcher.cancel()
+            table.close()
+            await _end_lifespan(getattr(server, "lifespan", None))
+
+
+async def _end_lifespan(lifespan: Any) -> None:
+    """After a failed startup the app still waits for a lifespan message that uvicorn never sends
+    (its process would exit): cancel it, so that no task outlives the event loop."""
+    task = getattr(lifespan, "task", None)
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1)
+
+
+@functools.cache
+def _ending_lifespan_class() -> type:
+    from uvicorn.lifespan.on import LifespanOn
+
+    class EndingLifespan(LifespanOn):
+        """uvicorn's lifespan, keeping its task (see :func:`_end_lifespan`)."""
+
+        task: asyncio.Task[Any] | None = None
+
+        async def main(self) -> None:
+            self.task = asyncio.current_task()
+            await super().main()
+
+    return EndingLifespan
 
 
 @functools.cache

@@ -88,9 +88,14 @@ def test_unknown_backend_option_is_refused(app):
 
 
 def test_backend_options_reach_uvicorn(serve, app):
-    server = serve(app, server="uvicorn", headers=[("x-served-by", "uvicorn-test")], http="h11")
+    server = serve(app, server="uvicorn", headers=[("x-served-by", "uvicorn-test")])
     response = httpx.get(server.url + "/hello", timeout=5)
     assert response.headers["x-served-by"] == "uvicorn-test"
+
+
+def test_a_protocol_that_cannot_honour_the_connection_rules_is_refused(app):
+    with pytest.raises(RuntimeError, match="uvicorn.*h11.*cannot honour"):
+        app.run_in_thread(server="uvicorn", port=0, http="h11", access_log_to_std=False)
 
 
 def test_include_server_header_false(serve):
@@ -125,3 +130,24 @@ def test_websocket_echo(serve):
     with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5, close_timeout=5) as ws:
         ws.send("hi")
         assert ws.recv(timeout=5) == "echo hi"
+
+
+def test_a_failed_startup_leaves_no_lifespan_task_behind(monkeypatch):
+    """uvicorn leaves the app's lifespan waiting after a failed startup (its process would exit);
+    in a thread server that task outlived its loop and was destroyed pending."""
+    import gc
+    import sys
+
+    app = WebServer(__name__)
+
+    @app.before_serving
+    async def fail():
+        raise RuntimeError("no database")
+
+    leaked: list = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: leaked.append(unraisable.object))
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="failed to start"):
+            app.run_in_thread(port=0, server="uvicorn", access_log_to_std=False)
+    gc.collect()
+    assert leaked == []
