@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import struct
 import tempfile
@@ -19,7 +20,7 @@ import warnings
 from collections import OrderedDict
 from typing import Any, AsyncIterator, Mapping
 
-from .entry import Entry, decode, encode
+from .entry import DamagedEntry, Entry, decode, encode
 
 log = logging.getLogger("aeros.cache")
 
@@ -89,6 +90,18 @@ class CacheBackend:
 
     def describe(self) -> str:
         return type(self).__name__
+
+    def _report_damage(self, key: str, error: DamagedEntry) -> None:
+        """Log a damaged entry once (it is deleted; if deleting fails, the key is remembered)."""
+        reported = self.__dict__.setdefault("_damaged_reported", OrderedDict())
+        if key in reported:
+            return
+        reported[key] = None
+        while len(reported) > 256:
+            reported.popitem(last=False)
+        log.warning(
+            "cache entry %.200r in %s is damaged (%s): deleted, answered as a miss", key, self.describe(), error
+        )
 
 
 class SimpleCache(CacheBackend):
@@ -208,28 +221,31 @@ class FileSystemCache(CacheBackend):
     # blocking helpers (run in a thread)
 
     def _read(self, path: str) -> tuple[str, float, bytes] | None:
+        """``(key, deadline, entry bytes)`` of a file, ``None`` if there is none; raises
+        :class:`DamagedEntry` for a file that is not one this class wrote."""
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
         except FileNotFoundError:
             return None
         if len(data) < _FILE_HEAD.size:
-            return None
+            raise DamagedEntry("truncated file head")
         magic, deadline, size = _FILE_HEAD.unpack_from(data)
-        if magic != _FILE_MAGIC:
-            return None
+        if magic != _FILE_MAGIC or not math.isfinite(deadline) or len(data) < _FILE_HEAD.size + size:
+            raise DamagedEntry("bad file head")
         key = data[_FILE_HEAD.size : _FILE_HEAD.size + size].decode("utf-8", "replace")
         return key, deadline, data[_FILE_HEAD.size + size :]
 
     def _read_head(self, path: str) -> tuple[str, float] | None:
-        """Key and deadline of one file, without reading its body (for pruning and deleting)."""
+        """Key and deadline of one file, without reading its body (for pruning and deleting);
+        ``None`` for a file that is gone or damaged."""
         try:
             with open(path, "rb") as handle:
                 head = handle.read(_FILE_HEAD.size)
                 if len(head) < _FILE_HEAD.size:
                     return None
                 magic, deadline, size = _FILE_HEAD.unpack(head)
-                if magic != _FILE_MAGIC:
+                if magic != _FILE_MAGIC or not math.isfinite(deadline):
                     return None
                 return handle.read(size).decode("utf-8", "replace"), deadline
         except FileNotFoundError:
@@ -237,13 +253,18 @@ class FileSystemCache(CacheBackend):
 
     def _get(self, key: str) -> Entry | None:
         path = self._path(key)
-        found = self._read(path)
-        if found is None or found[0] != key:
-            return None
-        if found[1] and time.time() >= found[1]:
+        try:
+            found = self._read(path)
+            if found is None or found[0] != key:
+                return None
+            if found[1] and time.time() >= found[1]:
+                self._unlink(path)
+                return None
+            return decode(found[2])
+        except DamagedEntry as error:
             self._unlink(path)
+            self._report_damage(key, error)
             return None
-        return decode(found[2])
 
     def _set(self, key: str, entry: Entry, ttl: float | None) -> None:
         os.makedirs(self.directory, exist_ok=True)
@@ -335,6 +356,10 @@ class FilesystemCache(FileSystemCache):
 
 
 # --- Redis ----------------------------------------------------------------------------------
+
+
+#: compare-and-delete: ``DEL KEYS[1]`` only if it still holds ``ARGV[1]``
+_DELETE_IF_EQUAL = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 def _glob_escape(text: str) -> str:
@@ -436,8 +461,18 @@ class RedisCache(CacheBackend):
             await client.aclose(close_connection_pool=True)
 
     async def get(self, key: str) -> Entry | None:
-        data = await self._client().get(self.key_prefix + key)
-        return None if data is None else decode(data)
+        client = self._client()
+        name = self.key_prefix + key
+        data = await client.get(name)
+        if data is None:
+            return None
+        try:
+            return decode(data)
+        except DamagedEntry as error:
+            # delete it unless a writer replaced it meanwhile
+            await client.eval(_DELETE_IF_EQUAL, 1, name, data)
+            self._report_damage(key, error)
+            return None
 
     async def set(self, key: str, entry: Entry, ttl: float | None) -> None:
         milliseconds = None if ttl is None else max(1, int(ttl * 1000))

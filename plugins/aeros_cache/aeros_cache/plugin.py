@@ -33,16 +33,8 @@ from aeros_core.options import Option
 from aeros_core.pipeline import AfterResponse, ASGIApp, AsgiWrapper, BeforeRequest, Stage
 
 from .backends import CacheBackend, SimpleCache
-from .entry import (
-    UNSTORED_HEADERS,
-    Entry,
-    base_key,
-    etag_matches,
-    request_facts,
-    strong_etag,
-    variant_key,
-    vary_marker,
-)
+from .entry import UNSTORED_HEADERS, Entry, etag_matches, strong_etag, vary_marker
+from .key import base_key, prefix_key, request_facts, variant_key
 from .guard import Guard
 
 log = logging.getLogger("aeros.cache")
@@ -646,7 +638,7 @@ class CachePlugin:
         if options is not None:
             prefixes = [options.view_id + "|"]
         elif isinstance(view_or_key, str):
-            prefixes = [f"{view_id}|{view_or_key}|" for view_id in self.views]
+            prefixes = [prefix_key(view_id, view_or_key) for view_id in self.views]
         else:
             raise ValueError(f"{view_or_key!r} is not a view decorated with @app.cache(...)")
         count = 0
