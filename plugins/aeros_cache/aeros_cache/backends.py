@@ -61,6 +61,8 @@ class CacheBackend:
 
     #: whether a lookup is cheap enough to be done for every request at the ASGI edge
     in_process: bool = False
+    #: seconds a failing kind of operation (reads or writes) is skipped before it is tried again
+    retry_after: float = 1.0
 
     def __init__(self, default_timeout: float = 300) -> None:
         self.default_timeout = default_timeout

