@@ -36,6 +36,7 @@ from .backends import CacheBackend, SimpleCache
 from .entry import UNSTORED_HEADERS, Entry, etag_matches, strong_etag, vary_marker
 from .key import base_key, prefix_key, request_facts, variant_key
 from .guard import Guard
+from .index import EdgeIndex
 
 log = logging.getLogger("aeros.cache")
 
@@ -43,7 +44,6 @@ ATTRIBUTE = "_aeros_cache"  #: the ViewOptions of a cached view function
 SCOPE_KEY = "aeros_cache.lookup"  #: (key, entry) left in the ASGI scope by the edge
 STATE_KEY = "aeros_cache.state"  #: the request's _State, in the ASGI scope (cached views only)
 LEADER_WAIT = 30.0  #: how long concurrent misses wait for the request running the view
-INDEX_LIMIT = 10_000  #: (method, path) pairs remembered for the edge
 _NOT_STORED = frozenset({"private", "no-store", "no-cache"})
 
 
@@ -212,7 +212,7 @@ class CachePlugin:
         self.guard: Guard | None = None
         self.cache: AppCache = AppCache(self)
         self.views: dict[str, ViewOptions] = {}
-        self.index: dict[tuple[str, str], ViewOptions] = {}
+        self.index = EdgeIndex()
         #: endpoint -> its ViewOptions, or None for an endpoint whose view is not cached;
         #: learnt once per endpoint, so requests of views the cache does not touch cost one lookup
         self.endpoints: dict[Any, ViewOptions | None] = {}
@@ -564,22 +564,19 @@ class CachePlugin:
 
     def _remember(self, method: str, path: str, options: ViewOptions, request: Any) -> None:
         index = self.index
-        known = index.get((method, path))
-        if known is options:
+        if index.data.get((method, path)) is options:
             return
         if self._request_functions(request.blueprints):
             return  # they may authenticate: hits must go through Quart
-        if len(index) >= INDEX_LIMIT:
-            index.pop(next(iter(index)))
-        index[(method, path)] = options
+        index.add(method, path, options)
 
     def _wrap_edge(self, app: ASGIApp) -> ASGIApp:
-        index = self.index
+        lookup = self.index.data.get
         stats = self.stats
 
         async def cache_edge(scope: dict, receive: Any, send: Any) -> None:
             if scope["type"] == "http":
-                options = index.get((scope["method"], scope["path"]))
+                options = lookup((scope["method"], scope["path"]))
                 if options is not None:
                     answer = await self._edge_lookup(options, scope)
                     if answer is not None:
