@@ -18,7 +18,8 @@ from .entry import Entry
 log = logging.getLogger("aeros.cache")
 T = TypeVar("T")
 
-READS = frozenset({"get", "startup"})  #: operations that only read; everything else is a write
+#: operations that only read; everything else (``set``, ``delete``, ``clear``, ``lock``, ...) is a write
+READS = frozenset({"get", "startup"})
 
 
 class Health:

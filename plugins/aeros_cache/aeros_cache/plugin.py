@@ -35,7 +35,9 @@ from aeros_core.pipeline import AfterResponse, ASGIApp, AsgiWrapper, BeforeReque
 from .backends import CacheBackend, SimpleCache
 from .entry import UNSTORED_HEADERS, Entry, etag_matches, strong_etag, vary_marker
 from .key import base_key, prefix_key, request_facts, variant_key
+from .flight import UNAVAILABLE, FleetLocks
 from .guard import Guard
+from .tags import check_tag, evaluate_tags
 from .index import EdgeIndex
 
 log = logging.getLogger("aeros.cache")
@@ -43,6 +45,7 @@ log = logging.getLogger("aeros.cache")
 ATTRIBUTE = "_aeros_cache"  #: the ViewOptions of a cached view function
 SCOPE_KEY = "aeros_cache.lookup"  #: (key, entry) left in the ASGI scope by the edge
 STATE_KEY = "aeros_cache.state"  #: the request's _State, in the ASGI scope (cached views only)
+REFRESH_KEY = "aeros_cache.refresh"  #: marks the background request of stale-while-revalidate
 LEADER_WAIT = 30.0  #: how long concurrent misses wait for the request running the view
 _NOT_STORED = frozenset({"private", "no-store", "no-cache"})
 
@@ -62,6 +65,9 @@ class ViewOptions:
     ignore_credentials: bool
     stale_while_revalidate: float | None
     unless_takes_args: bool = False
+    stale_if_error: float | None = None
+    tags: tuple[str | Callable[..., Any], ...] = ()
+    surrogate_keys: bool = False
 
     @property
     def edge_ok(self) -> bool:
@@ -78,10 +84,26 @@ class ViewOptions:
 class _State:
     """One request's dealings with the cache (kept in the ASGI scope, under ``STATE_KEY``)."""
 
-    __slots__ = ("options", "key", "store", "future", "flight", "returned_none", "view_ran")
+    __slots__ = (
+        "options",
+        "key",
+        "store",
+        "future",
+        "flight",
+        "returned_none",
+        "view_ran",
+        "lock",
+        "stale",
+        "tags",
+        "if_none_match",
+    )
 
     def __init__(self, options: ViewOptions) -> None:
         self.options = options
+        self.lock: str | None = None  #: the token of the fleet lock this request holds
+        self.stale: Entry | None = None  #: an expired entry that stale_if_error may still serve
+        self.tags: list[str] = []
+        self.if_none_match: bytes | None = None
         self.key: str | None = None
         self.store = False
         self.future: asyncio.Future | None = None
@@ -135,6 +157,9 @@ class AppCache:
         *,
         ignore_credentials: bool = False,
         stale_while_revalidate: float | None = None,
+        stale_if_error: float | None = None,
+        tags: Iterable[str | Callable[..., Any]] = (),
+        surrogate_keys: bool = False,
         hash_method: Any = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Cache the responses of the decorated view (put it *below* ``@app.route``).
@@ -154,8 +179,14 @@ class AppCache:
             ignore_credentials: also cache and serve requests carrying ``Authorization`` or
                 ``Cookie``: the one stored answer goes to every caller, so use it only for views
                 whose answer does not depend on who asks.
-            stale_while_revalidate: seconds after expiry during which the old entry is served
-                while one request per process runs the view to refresh it.
+            stale_while_revalidate: seconds after expiry during which the old entry is served at
+                once while one background refresh per key (across processes sharing the backend)
+                runs the view; a failed refresh keeps the old entry.
+            stale_if_error: seconds after expiry during which the old entry is served when the
+                view raises or answers 5xx (RFC 5861); the error is logged.
+            tags: strings, or callables taking the view's arguments and returning a string or a
+                list of strings; ``await app.cache.invalidate(tags=[...])`` drops their entries.
+            surrogate_keys: send the tags as a ``Surrogate-Key`` header (for CDNs).
             hash_method: accepted for compatibility with the original Aeros; unused.
         """
         plugin = self._plugin
@@ -163,6 +194,12 @@ class AppCache:
             raise ValueError("timeout must be >= 0 seconds (0 = never expires)")
         if stale_while_revalidate is not None and stale_while_revalidate < 0:
             raise ValueError("stale_while_revalidate must be >= 0 seconds")
+        if stale_if_error is not None and stale_if_error < 0:
+            raise ValueError("stale_if_error must be >= 0 seconds")
+        tags = tuple(tags)
+        for tag in tags:
+            if not callable(tag):
+                check_tag(tag)
 
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
             if plugin.backend is None:
@@ -185,6 +222,9 @@ class AppCache:
                 ignore_credentials=bool(ignore_credentials),
                 stale_while_revalidate=stale_while_revalidate,
                 unless_takes_args=unless_takes_args,
+                stale_if_error=stale_if_error,
+                tags=tags,
+                surrogate_keys=bool(surrogate_keys),
             )
             plugin.views[options.view_id] = options
             plugin.endpoints.clear()  # re-learnt on the next request of each endpoint
@@ -201,13 +241,18 @@ class AppCache:
         """Drop every entry; ``False`` if the backend failed (logged)."""
         return await self._plugin.clear()
 
+    async def invalidate(self, tags: Iterable[str]) -> int:
+        """Drop every entry stored with one of ``tags``, for every process and instance sharing
+        the backend; returns how many went (``0`` if the backend failed, logged)."""
+        return await self._plugin.invalidate([check_tag(tag) for tag in tags])
+
 
 class CachePlugin:
     """One instance per ``WebServer``: all cache state of that app lives here."""
 
     def __init__(self) -> None:
         self.app: Any = None
-        self.stats = {"edge_hits": 0, "hits": 0, "misses": 0, "stores": 0}
+        self.stats = {"edge_hits": 0, "hits": 0, "stale": 0, "misses": 0, "stores": 0}
         self.backend: CacheBackend | None = None
         self.guard: Guard | None = None
         self.cache: AppCache = AppCache(self)
@@ -218,6 +263,9 @@ class CachePlugin:
         self.endpoints: dict[Any, ViewOptions | None] = {}
         self.inflight: dict[tuple[int, str], asyncio.Future] = {}
         self.edge_active = False
+        self.locks: FleetLocks | None = None
+        #: keys being refreshed in the background by this process, and their tasks
+        self.refreshing: dict[str, asyncio.Task[Any]] = {}
 
     # --- construction ---------------------------------------------------------------------
 
@@ -237,6 +285,7 @@ class CachePlugin:
         self.app = app
         self.backend = backend
         self.guard = Guard(backend) if backend is not None else None
+        self.locks = FleetLocks(backend, self.guard) if backend is not None and self.guard is not None else None
         app.cache = self.cache
         app.clear_cache = self.clear
         app.clear_cache_sync = self.clear_sync
@@ -304,6 +353,12 @@ class CachePlugin:
                     result = await view(*args, **kwargs)
                 else:
                     result = await app.ensure_async(view)(*args, **kwargs)
+            except Exception as error:
+                self._release(state, None)
+                stale = self._stale_for_error(state, f"the view raised {type(error).__name__}: {error}")
+                if stale is not None:
+                    return stale
+                raise
             except BaseException:
                 self._release(state, None)
                 raise
@@ -355,8 +410,14 @@ class CachePlugin:
         key = state.key = base_key(
             options.view_id, options.prefix_for(scope["path"]), scope, options.query_string, host
         )
-        forced = False
-        if options.forced_update is not None:
+        state.if_none_match = if_none_match
+        if options.tags:
+            try:
+                state.tags = evaluate_tags(options.tags, request.view_args or {})
+            except Exception:
+                return None  # logged; the view answers, nothing is stored
+        forced = bool(scope.get(REFRESH_KEY))
+        if options.forced_update is not None and not forced:
             forced = options.forced_update()
             if inspect.isawaitable(forced):
                 forced = await forced
@@ -367,19 +428,13 @@ class CachePlugin:
                 entry = stashed[1]
             else:
                 entry = await self._lookup(key, headers)
-            if (
-                entry is not None
-                and entry.is_usable(now)
-                and (not credentials or entry.flags.get("ignore_credentials"))
-            ):
-                if entry.is_fresh(now) or method == "HEAD":
+            if entry is not None and (not credentials or entry.flags.get("ignore_credentials")):
+                if entry.is_fresh(now) or (method == "HEAD" and entry.is_usable(now)):
                     return self._hit(entry, now, if_none_match)
-                # stale: one request per process refreshes, the others get the old entry
-                flight = (id(asyncio.get_running_loop()), key)
-                if flight in self.inflight:
-                    return self._hit(entry, now, if_none_match)
-                self._lead(state, flight)
-                return None
+                if entry.is_usable(now):  # stale-while-revalidate: the old entry now, a refresh behind
+                    self._refresh_in_background(scope, key)
+                    return self._hit(entry, now, if_none_match, stale=True)
+                state.stale = entry
         if method == "HEAD":  # a HEAD miss runs the view; only GET answers are stored
             return None
         flight = (id(asyncio.get_running_loop()), key)
@@ -397,7 +452,32 @@ class CachePlugin:
             state.store = True
             return None
         self._lead(state, flight)
+        if not forced and self.locks is not None and self.locks.active:
+            return await self._lead_fleet(state, key, headers, credentials)
         return None
+
+    async def _lead_fleet(self, state: _State, key: str, headers: Any, credentials: bool) -> Response | None:
+        """Lead across processes: take the key's lock, or wait for its holder and serve its
+        entry. ``None``: run the view (holding the lock, or without one if the backend fails)."""
+        locks = self.locks
+        assert locks is not None
+        deadline = time.monotonic() + LEADER_WAIT
+        while True:
+            token = await locks.take(key)
+            if token is UNAVAILABLE:
+                return None
+            if token is not None:
+                state.lock = token
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0 or not await locks.wait(key, left):
+                return None
+            entry = await self._lookup(key, headers)
+            now = time.time()
+            if entry is not None and entry.is_fresh(now) and (not credentials or entry.flags.get("ignore_credentials")):
+                state.store = False
+                self._release(state, (entry, key if not entry.vary else variant_key(key, entry.vary, headers)))
+                return self._hit(entry, now, state.if_none_match)
 
     def _lead(self, state: _State, flight: tuple[int, str]) -> None:
         future = asyncio.get_running_loop().create_future()
@@ -411,7 +491,13 @@ class CachePlugin:
 
     def _release(self, state: _State | None, result: tuple[Entry, str] | None) -> None:
         """Wake the requests waiting for this one's answer (``None``: they run the view)."""
-        if state is None or state.future is None:
+        if state is None:
+            return
+        if result is None and state.lock is not None:  # the view failed or the request ended
+            token, state.lock = state.lock, None
+            assert self.locks is not None and state.key is not None
+            self.locks.give_back_soon(state.key, token)
+        if state.future is None:
             return
         future, state.future = state.future, None
         if not future.done():
@@ -434,7 +520,7 @@ class CachePlugin:
             return None
         return entry
 
-    def _hit(self, entry: Entry, now: float, if_none_match: bytes | None) -> Response:
+    def _hit(self, entry: Entry, now: float, if_none_match: bytes | None, stale: bool = False) -> Response:
         if if_none_match is not None and entry.etag and etag_matches(if_none_match, entry.etag):
             response = Response(
                 b"",
@@ -446,19 +532,90 @@ class CachePlugin:
         else:
             response = Response(entry.body, entry.status, headers=Headers(entry.headers))
         response.headers["Age"] = str(max(0, int(now - entry.created)))
-        response.headers["X-Cache"] = "HIT"
-        self.stats["hits"] += 1
+        response.headers["X-Cache"] = "STALE" if stale else "HIT"
+        self.stats["stale" if stale else "hits"] += 1
         return response
+
+    def _stale_for_error(self, state: _State | None, error: str) -> Response | None:
+        """The stale entry for a failed view, if ``stale_if_error`` allows it (RFC 5861)."""
+        if state is None or state.stale is None or state.options.stale_if_error is None:
+            return None
+        entry, now = state.stale, time.time()
+        if entry.expires is None or now > entry.expires + state.options.stale_if_error:
+            return None
+        state.store = False
+        state.stale = None
+        log.error("%s; serving the stale entry of %.200s (stale_if_error)", error, state.key)
+        response = self._hit(entry, now, state.if_none_match, stale=True)
+        response.headers["X-Cache"] = "STALE"
+        response.aeros_cache_stale = True  # type: ignore[attr-defined]
+        return response
+
+    # --- stale-while-revalidate: one background refresh per key ---------------------------------
+
+    def _refresh_in_background(self, scope: Any, key: str) -> None:
+        if key in self.refreshing:
+            return
+        task = asyncio.get_running_loop().create_task(self._refresh(dict(scope), key))
+        self.refreshing[key] = task
+        task.add_done_callback(lambda _task: self.refreshing.pop(key, None))
+
+    async def _refresh(self, scope: dict, key: str) -> None:
+        """Run the view for ``key`` through Quart, as a request of its own marked as a refresh
+        (it skips the lookup and stores its answer); across processes, only the lock holder."""
+        locks = self.locks
+        assert locks is not None
+        token = await locks.take(key) if locks.active else ""
+        if token is None:
+            return  # another process refreshes it
+        token = None if token is UNAVAILABLE else token
+        try:
+            scope.pop(STATE_KEY, None)
+            scope.pop(SCOPE_KEY, None)
+            scope[REFRESH_KEY] = True
+            started = False
+            never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+            async def receive() -> dict:
+                nonlocal started
+                if not started:
+                    started = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                return await never  # no disconnect: Quart stops listening when the answer is done
+
+            status: list[int] = []
+
+            async def send(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    status.append(message["status"])
+
+            await self.app.asgi_app(scope, receive, send)
+            if status and status[0] >= 500:
+                log.warning("refreshing %.200s failed (status %s); the stale entry is kept", key, status[0])
+        except Exception:
+            log.exception("refreshing %.200s failed; the stale entry is kept", key)
+        finally:
+            if token:
+                await locks.give_back(key, token)
 
     async def _after(self, response: Any) -> Any:
         scope: Any = _cv_request.get().request.scope
         state: _State | None = scope.get(STATE_KEY)
         if state is None:
             return response
+        if getattr(response, "aeros_cache_stale", False):
+            return response
+        if response.status_code >= 500:
+            stale = self._stale_for_error(state, f"the view answered {response.status_code}")
+            if stale is not None:
+                self._release(state, None)
+                return stale
         result: tuple[Entry, str] | None = None
         try:
             response.headers["X-Cache"] = "MISS"
             self.stats["misses"] += 1
+            if state.options.surrogate_keys and state.tags:
+                response.headers["Surrogate-Key"] = " ".join(state.tags)
             if state.store and state.view_ran:
                 entry = await self._entry_for(response, state)
                 if entry is not None:
@@ -478,6 +635,10 @@ class CachePlugin:
                 await self._store(state, result)
             finally:
                 self._forget(state)
+                if state.lock is not None:  # after the store: the woken waiters find the entry
+                    token, state.lock = state.lock, None
+                    assert self.locks is not None and state.key is not None
+                    await self.locks.give_back(state.key, token)
         return response
 
     async def _entry_for(self, response: Any, state: _State) -> Entry | None:
@@ -513,6 +674,9 @@ class CachePlugin:
         expires = None if not timeout else now + timeout
         swr = options.stale_while_revalidate
         stale_until = expires + swr if expires is not None and swr else None
+        flags: dict[str, Any] = {"ignore_credentials": options.ignore_credentials}
+        if state.tags:
+            flags["tags"] = state.tags
         return Entry(
             status=status,
             headers=headers,
@@ -521,7 +685,7 @@ class CachePlugin:
             expires=expires,
             stale_until=stale_until,
             etag=etag,
-            flags={"ignore_credentials": options.ignore_credentials},
+            flags=flags,
             vary=tuple(vary),
         )
 
@@ -530,6 +694,8 @@ class CachePlugin:
         assert guard is not None and state.key is not None
         entry, stored_key = result
         end = entry.stale_until or entry.expires
+        if end is not None and entry.expires is not None and state.options.stale_if_error:
+            end = max(end, entry.expires + state.options.stale_if_error)  # kept for stale_if_error
         ttl = None if end is None else max(1.0, end - time.time())
         if entry.vary:
             marker = vary_marker(entry.vary, entry.expires, entry.stale_until)
@@ -642,6 +808,11 @@ class CachePlugin:
         for prefix in prefixes:
             count += await self.guard.call("delete", self.backend.delete_prefix, prefix) or 0  # type: ignore[union-attr]
         return count
+
+    async def invalidate(self, tags: list[str]) -> int:
+        if self.guard is None or not tags:
+            return 0
+        return await self.guard.call("invalidate", self.backend.delete_tags, tags) or 0  # type: ignore[union-attr]
 
     async def clear(self) -> bool:
         """``await app.clear_cache()``: drop every entry of this app's cache."""

@@ -475,7 +475,7 @@ def test_views_the_cache_does_not_touch_pass_untouched(serve: Any) -> None:
         response = httpx.get(server.url + "/plain", params={"i": i})
         assert response.json() == {"args": {"i": str(i)}}
         assert "x-cache" not in response.headers and "etag" not in response.headers
-    assert app.cache.stats == {"edge_hits": 0, "hits": 0, "misses": 0, "stores": 0}
+    assert app.cache.stats == {"edge_hits": 0, "hits": 0, "stale": 0, "misses": 0, "stores": 0}
 
 
 def test_cached_and_uncached_views_of_one_app(serve: Any) -> None:

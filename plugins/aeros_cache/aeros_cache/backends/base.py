@@ -67,6 +67,29 @@ class CacheBackend:
     async def clear(self) -> None:
         raise NotImplementedError
 
+    # --- single flight across processes (backends shared by several processes override these) ---
+
+    #: seconds a single-flight lock lives: a holder that dies blocks its key at most this long
+    lock_timeout: float = 10.0
+    #: whether :meth:`acquire` coordinates other processes (``False``: single flight per process only)
+    shared_locks: bool = False
+
+    async def acquire(self, key: str) -> str | None:
+        """Try to take the lock of ``key``: a token to :meth:`release` it with, ``None`` if another holds it."""
+        return ""
+
+    async def release(self, key: str, token: str) -> None:
+        """Give the lock back if ``token`` still holds it, and wake the waiters."""
+
+    async def wait_released(self, key: str, timeout: float) -> None:
+        """Return once the lock of ``key`` is free (released or expired), or after ``timeout`` seconds."""
+
+    # --- invalidation by tag ---
+
+    async def delete_tags(self, tags: list[str]) -> int:
+        """Delete every entry stored with one of ``tags``; return how many went."""
+        raise NotImplementedError
+
     async def startup(self) -> None:
         """Open per-event-loop resources (called in each serving loop)."""
 

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import math
 import os
+import secrets
 import struct
 import tempfile
 import time
@@ -18,6 +19,7 @@ from .base import CacheBackend, from_config
 _FILE_HEAD = struct.Struct(">4sdI")  # magic, deadline (0 = never), key length
 _FILE_MAGIC = b"AEF1"
 _SUFFIX = ".entry"
+_LOCK_SUFFIX = ".lock"
 
 
 class FileSystemCache(CacheBackend):
@@ -184,6 +186,93 @@ class FileSystemCache(CacheBackend):
 
     async def clear(self) -> None:
         await asyncio.to_thread(self._clear)
+
+    # --- tags ---
+
+    def _delete_tags(self, tags: list[str]) -> int:
+        wanted = set(tags)
+        count = 0
+        for item in self._entries():
+            try:
+                found = self._read(item.path)
+                entry = None if found is None else decode(found[2])
+            except DamagedEntry:
+                continue  # left for the next read of its key
+            if entry is not None and wanted.intersection(entry.flags.get("tags") or ()):
+                self._unlink(item.path)
+                count += 1
+        return count
+
+    async def delete_tags(self, tags: list[str]) -> int:
+        return await asyncio.to_thread(self._delete_tags, tags)
+
+    # --- single flight across the processes of the machine: lock files ---
+
+    shared_locks = True
+
+    def _lock_path(self, key: str) -> str:
+        return self._path(key)[: -len(_SUFFIX)] + _LOCK_SUFFIX
+
+    def _acquire(self, key: str) -> str | None:
+        """Create the lock file exclusively; a lock file past its deadline (its holder died or
+        hung) is broken first. Content: ``token deadline``."""
+        os.makedirs(self.directory, exist_ok=True)
+        path = self._lock_path(key)
+        token = secrets.token_hex(16)
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.mode)
+            except FileExistsError:
+                holder = self._lock_holder(path)
+                if holder is not None and time.time() < holder[1]:
+                    return None
+                self._unlink(path)  # expired, or unreadable (a crash between create and write)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"{token} {time.time() + self.lock_timeout!r}")
+            return token
+        return None
+
+    def _lock_holder(self, path: str) -> tuple[str, float] | None:
+        """``(token, deadline)`` of a lock file; ``None`` if it is gone, or unreadable and older
+        than ``lock_timeout`` (treated as expired); an unreadable young one counts as held."""
+        try:
+            with open(path) as handle:
+                token, deadline = handle.read(200).split()
+            return token, float(deadline)
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError):
+            try:
+                age = time.time() - os.stat(path).st_mtime
+            except OSError:
+                return None
+            return None if age > self.lock_timeout else ("", time.time() + self.lock_timeout - age)
+
+    def _release(self, key: str, token: str) -> None:
+        path = self._lock_path(key)
+        holder = self._lock_holder(path)
+        if holder is not None and holder[0] == token:
+            self._unlink(path)
+
+    async def acquire(self, key: str) -> str | None:
+        return await asyncio.to_thread(self._acquire, key)
+
+    async def release(self, key: str, token: str) -> None:
+        await asyncio.to_thread(self._release, key, token)
+
+    async def wait_released(self, key: str, timeout: float) -> None:
+        """Files have no notifications: look at the lock file every 5 ms at first, backing off to
+        100 ms, until it is gone or past its deadline (bounded by ``timeout``)."""
+        path = self._lock_path(key)
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while time.monotonic() < deadline:
+            holder = await asyncio.to_thread(self._lock_holder, path)
+            if holder is None or time.time() >= holder[1]:
+                return
+            await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 0.1)
 
 
 class FilesystemCache(FileSystemCache):

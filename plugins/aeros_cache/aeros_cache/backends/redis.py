@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import secrets
 import threading
 from typing import Any, AsyncIterator, Mapping
 
 from ..entry import DamagedEntry, Entry, decode, encode
 from .base import CacheBackend, from_config
+
+log = logging.getLogger("aeros.cache")
 
 #: compare-and-delete: ``DEL KEYS[1]`` only if it still holds ``ARGV[1]``
 _DELETE_IF_EQUAL = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -64,6 +68,7 @@ class RedisCache(CacheBackend):
         self.max_connections = max_connections
         self.redis_options = redis_options
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._listeners: dict[asyncio.AbstractEventLoop, _Listener] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -71,13 +76,13 @@ class RedisCache(CacheBackend):
             return f"RedisCache({self.url.split('@')[-1]!r})"
         return f"RedisCache({self.host}:{self.port}/{self.db})"
 
-    def _new_client(self) -> Any:
+    def _new_client(self, socket_timeout: float | None = -1.0) -> Any:
         import redis.asyncio as aioredis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         options: dict[str, Any] = {
-            "socket_timeout": self.socket_timeout,
+            "socket_timeout": self.socket_timeout if socket_timeout == -1.0 else socket_timeout,
             "socket_connect_timeout": self.socket_timeout,
             "max_connections": self.max_connections,
             "retry": Retry(NoBackoff(), 0),
@@ -109,6 +114,9 @@ class RedisCache(CacheBackend):
         loop = asyncio.get_running_loop()
         with self._lock:
             client = self._clients.pop(loop, None)
+        listener = self._listeners.pop(loop, None)
+        if listener is not None:
+            await listener.close()
         if client is not None:
             await client.aclose(close_connection_pool=True)
 
@@ -128,7 +136,61 @@ class RedisCache(CacheBackend):
 
     async def set(self, key: str, entry: Entry, ttl: float | None) -> None:
         milliseconds = None if ttl is None else max(1, int(ttl * 1000))
-        await self._client().set(self.key_prefix + key, encode(entry), px=milliseconds)
+        tags = entry.flags.get("tags")
+        if not tags:
+            await self._client().set(self.key_prefix + key, encode(entry), px=milliseconds)
+            return
+        names = [self.key_prefix + key, *(self._tag_name(tag) for tag in tags)]
+        await self._client().eval(_SET_WITH_TAGS, len(names), *names, encode(entry), milliseconds or 0)
+
+    def _tag_name(self, tag: str) -> str:
+        return f"{self.key_prefix}tag:{tag}"
+
+    async def delete_tags(self, tags: list[str]) -> int:
+        count = 0
+        async with self._admin_client() as client:
+            for tag in tags:
+                count += int(await client.eval(_DELETE_TAG, 1, self._tag_name(tag)))
+        return count
+
+    # --- single flight across processes and machines ---
+
+    shared_locks = True
+
+    async def acquire(self, key: str) -> str | None:
+        token = secrets.token_hex(16)
+        taken = await self._client().set(self._lock_name(key), token, nx=True, px=int(self.lock_timeout * 1000))
+        return token if taken else None
+
+    async def release(self, key: str, token: str) -> None:
+        await self._client().eval(_RELEASE, 1, self._lock_name(key), token, self._channel(key))
+
+    async def wait_released(self, key: str, timeout: float) -> None:
+        listener = self._listener()
+        future = listener.expect(self._channel(key))
+        try:
+            # subscribed before looking: a release between the two cannot be missed
+            await listener.ready(timeout)
+            left = await self._client().pttl(self._lock_name(key))
+            if left < 0:  # no lock (-2) or, never written by us, no expiry (-1)
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), min(timeout, left / 1000 + 0.01))
+        finally:
+            listener.forget(self._channel(key), future)
+
+    def _lock_name(self, key: str) -> str:
+        return f"{self.key_prefix}lock:{key}"
+
+    def _channel(self, key: str) -> str:
+        return f"{self.key_prefix}released:{key}"
+
+    def _listener(self) -> "_Listener":
+        loop = asyncio.get_running_loop()
+        listener = self._listeners.get(loop)
+        if listener is None or listener.dead:
+            listener = self._listeners[loop] = _Listener(self, _glob_escape(self.key_prefix) + "released:*")
+        return listener
 
     @contextlib.asynccontextmanager
     async def _admin_client(self) -> AsyncIterator[Any]:
@@ -166,3 +228,100 @@ class RedisCache(CacheBackend):
 
     async def clear(self) -> None:
         await self.delete_prefix("")
+
+
+#: ``SET`` an entry and add its key to the set of each tag; a tag set lives as long as its longest entry
+_SET_WITH_TAGS = """
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else redis.call('SET', KEYS[1], ARGV[1]) end
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  local left = redis.call('PTTL', KEYS[i])
+  if tonumber(ARGV[2]) == 0 then redis.call('PERSIST', KEYS[i])
+  elseif left ~= -1 and left < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+end
+return 1
+"""
+#: delete the entries of one tag and the tag's set; returns how many entries went
+_DELETE_TAG = """
+local keys = redis.call('SMEMBERS', KEYS[1])
+local count = 0
+for i = 1, #keys do count = count + redis.call('UNLINK', keys[i]) end
+redis.call('DEL', KEYS[1])
+return count
+"""
+#: release a lock only if this token holds it (compare-and-delete), then wake the waiters
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('PUBLISH', ARGV[2], '1')
+return 1
+"""
+
+
+class _Listener:
+    """One pattern subscription per event loop (``released:*``), waking the futures of its loop.
+
+    Its own connection, without a read timeout (it waits for messages); if it fails, waiters
+    fall back on the lock's expiry, which bounds every wait anyway.
+    """
+
+    def __init__(self, cache: RedisCache, pattern: str) -> None:
+        self.cache = cache
+        self.pattern = pattern
+        self.waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self.dead = False
+        self._subscribed = asyncio.get_running_loop().create_future()
+        self._client: Any = None
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def expect(self, channel: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(channel, set()).add(future)
+        return future
+
+    def forget(self, channel: str, future: asyncio.Future[None]) -> None:
+        waiting = self.waiters.get(channel)
+        if waiting is not None:
+            waiting.discard(future)
+            if not waiting:
+                del self.waiters[channel]
+
+    async def ready(self, timeout: float) -> None:
+        await asyncio.wait_for(asyncio.shield(self._subscribed), timeout)
+
+    async def _run(self) -> None:
+        try:
+            self._client = self.cache._new_client(socket_timeout=None)
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            await pubsub.psubscribe(self.pattern)
+            self._subscribed.set_result(None)
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is None or message.get("type") != "pmessage":
+                    continue
+                channel = message["channel"]
+                channel = channel.decode("utf-8", "surrogateescape") if isinstance(channel, bytes) else channel
+                for future in self.waiters.pop(channel, ()):
+                    if not future.done():
+                        future.set_result(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.info("cache lock notifications stopped (%r); waiters rely on lock expiry", error)
+        finally:
+            self.dead = True
+            if not self._subscribed.done():
+                self._subscribed.set_exception(ConnectionError("lock notifications unavailable"))
+            for waiting in self.waiters.values():
+                for future in waiting:
+                    if not future.done():
+                        future.set_result(None)  # wake them: they look again
+            self.waiters.clear()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose(close_connection_pool=True)

@@ -97,6 +97,17 @@ class SimpleCache(CacheBackend):
                 self._drop(key)
         return len(doomed)
 
+    def _delete_tags_now(self, tags: list[str]) -> int:
+        wanted = set(tags)
+        with self._lock:
+            doomed = [key for key, item in self._data.items() if wanted.intersection(item[1].flags.get("tags") or ())]
+            for key in doomed:
+                self._drop(key)
+        return len(doomed)
+
+    async def delete_tags(self, tags: list[str]) -> int:
+        return self._delete_tags_now(tags)
+
     def clear_now(self) -> None:
         with self._lock:
             self._data.clear()
