@@ -570,6 +570,10 @@ class CachePlugin:
             return  # another process refreshes it
         token = None if token is UNAVAILABLE else token
         try:
+            if token:  # another process may have refreshed it between our lookup and our lock
+                entry = await self._lookup(key, scope["headers"])
+                if entry is not None and entry.is_fresh(time.time()):
+                    return
             scope.pop(STATE_KEY, None)
             scope.pop(SCOPE_KEY, None)
             scope[REFRESH_KEY] = True

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from ..entry import Entry
 from .base import CacheBackend, from_config
+from .workers import WorkerChannel
 
 
 class SimpleCache(CacheBackend):
@@ -46,6 +47,26 @@ class SimpleCache(CacheBackend):
         self.bytes = 0
         self._data: OrderedDict[str, tuple[float | None, Entry, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self._channel = WorkerChannel()
+
+    def _catch_up(self) -> None:
+        """Apply what other workers deleted (called with the lock held; one memory read if nothing)."""
+        for operation in self._channel.pending():
+            kind = operation[0]
+            if kind == "clear":
+                self._data.clear()
+                self.bytes = 0
+            elif kind == "delete":
+                self._drop(operation[1])
+            elif kind == "prefix":
+                for key in [key for key in self._data if key.startswith(operation[1])]:
+                    self._drop(key)
+            elif kind == "tags":
+                wanted = set(operation[1])
+                for key in [
+                    k for k, item in self._data.items() if wanted.intersection(item[1].flags.get("tags") or ())
+                ]:
+                    self._drop(key)
 
     @classmethod
     def size_of(cls, key: str, entry: Entry) -> int:
@@ -56,6 +77,8 @@ class SimpleCache(CacheBackend):
     def get_now(self, key: str) -> Entry | None:
         """Synchronous lookup (memory only; used by the ASGI edge without an ``await``)."""
         with self._lock:
+            if self._channel.active:
+                self._catch_up()
             item = self._data.get(key)
             if item is None:
                 return None
@@ -89,12 +112,14 @@ class SimpleCache(CacheBackend):
     async def delete(self, key: str) -> None:
         with self._lock:
             self._drop(key)
+            self._channel.publish(["delete", key])
 
     async def delete_prefix(self, prefix: str) -> int:
         with self._lock:
             doomed = [key for key in self._data if key.startswith(prefix)]
             for key in doomed:
                 self._drop(key)
+            self._channel.publish(["prefix", prefix])
         return len(doomed)
 
     def _delete_tags_now(self, tags: list[str]) -> int:
@@ -103,6 +128,7 @@ class SimpleCache(CacheBackend):
             doomed = [key for key, item in self._data.items() if wanted.intersection(item[1].flags.get("tags") or ())]
             for key in doomed:
                 self._drop(key)
+            self._channel.publish(["tags", list(tags)])
         return len(doomed)
 
     async def delete_tags(self, tags: list[str]) -> int:
@@ -112,6 +138,7 @@ class SimpleCache(CacheBackend):
         with self._lock:
             self._data.clear()
             self.bytes = 0
+            self._channel.publish(["clear"])
 
     async def clear(self) -> None:
         self.clear_now()
