@@ -213,3 +213,46 @@ def test_redis_frozen_mid_request_degrades_to_the_view(redis_server: Any, serve:
         redis_server.process.send_signal(signal.SIGCONT)
     wait_for(lambda: httpx.get(server.url + "/r", timeout=30).headers["x-cache"] == "HIT", 20, "the cache to come back")
     assert cache_log.messages("works again for reads")
+
+
+def test_a_cancelled_leader_gives_its_lock_back_at_once(redis_server: Any, serve: Any) -> None:
+    from aeros import RedisCache, WebServer
+
+    backend = RedisCache(url=redis_server.url)
+    backend.lock_timeout = 600  # only giving it back can free the key within this test
+    app = WebServer(__name__, cache=backend, disable_plugins=["hello"])
+    calls: list[int] = []
+
+    @app.route("/hang")
+    @app.cache(timeout=60)
+    async def hang() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            await asyncio.sleep(3600)  # the first caller goes away long before this ends
+        return "done"
+
+    server = serve(app)
+    client = redis_client(redis_server)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.get(server.url + "/hang", timeout=1)  # disconnects: the request is cancelled
+    wait_for(lambda: calls and not client.keys("aeros-cache:lock:*"), 10, "the lock to be given back")
+    response = httpx.get(server.url + "/hang", timeout=30)
+    assert response.status_code == 200 and response.text == "done" and len(calls) == 2
+
+
+def test_a_failing_view_gives_its_lock_back_and_nothing_is_stored(redis_server: Any, serve: Any) -> None:
+    from aeros import RedisCache, WebServer
+
+    backend = RedisCache(url=redis_server.url)
+    backend.lock_timeout = 600
+    app = WebServer(__name__, cache=backend, disable_plugins=["hello"])
+
+    @app.route("/boom")
+    @app.cache(timeout=60)
+    async def boom() -> str:
+        raise RuntimeError("boom")
+
+    server = serve(app)
+    for _ in range(3):  # each one runs the view: the lock of the failed one is gone at once
+        assert httpx.get(server.url + "/boom", timeout=30).status_code == 500
+    wait_for(lambda: redis_client(redis_server).keys("aeros-cache:lock:*") == [], 10, "no lock left")
