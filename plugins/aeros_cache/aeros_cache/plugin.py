@@ -270,19 +270,16 @@ class CachePlugin:
 
     async def _lead_fleet(self, state: RequestState, key: str, headers: Any, credentials: bool) -> Response | None:
         """Lead across processes: take the key's lock, or wait for its holder and serve its
-        entry. ``None``: run the view (holding the lock, or without one if the backend fails)."""
+        entry. ``None``: run the view (holding the lock, or without one if the backend fails,
+        or if the holder left no entry: an answer that cannot be stored, or a holder that died;
+        as with followers in a process, no request then waits for another's view run)."""
         locks = self.locks
         assert locks is not None
-        deadline = time.monotonic() + LEADER_WAIT
-        while True:
-            token = await locks.take(key)
-            if token is UNAVAILABLE:
-                return None
-            if token is not None:
-                state.lock = token
-                return None
-            left = deadline - time.monotonic()
-            if left <= 0 or not await locks.wait(key, left):
+        token = await locks.take(key)
+        if token is UNAVAILABLE:
+            return None
+        if token is None:
+            if not await locks.wait(key, LEADER_WAIT):
                 return None
             entry = await self.lookup(key, headers)
             now = time.time()
@@ -290,6 +287,11 @@ class CachePlugin:
                 state.store = False
                 self._release(state, (entry, key if not entry.vary else variant_key(key, entry.vary, headers)))
                 return self._hit(entry, now, state.if_none_match)
+            token = await locks.take(key)  # free now: take it, so that later arrivals wait for this run
+            if token is UNAVAILABLE or token is None:
+                return None
+        state.lock = token
+        return None
 
     def _lead(self, state: RequestState, flight: tuple[int, str]) -> None:
         future = asyncio.get_running_loop().create_future()

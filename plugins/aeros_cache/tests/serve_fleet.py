@@ -94,6 +94,14 @@ async def sie() -> dict:
     return {"run": run}
 
 
+@app.route("/slowfail")
+@app.cache(timeout=600)
+async def slowfail() -> dict:
+    await count("slowfail")
+    await asyncio.sleep(float(os.environ.get("VIEW_SECONDS", "0.5")))
+    raise RuntimeError("slow and broken")
+
+
 @app.route("/tagged/<name>")
 @app.cache(timeout=600, tags=["x", lambda name: f"item-{name}"], surrogate_keys=True)
 async def tagged(name: str) -> dict:

@@ -256,3 +256,14 @@ def test_a_failing_view_gives_its_lock_back_and_nothing_is_stored(redis_server: 
     for _ in range(3):  # each one runs the view: the lock of the failed one is gone at once
         assert httpx.get(server.url + "/boom", timeout=30).status_code == 500
     wait_for(lambda: redis_client(redis_server).keys("aeros-cache:lock:*") == [], 10, "no lock left")
+
+
+def test_an_answer_that_cannot_be_stored_does_not_serialise_the_fleet(redis_server: Any, fleet: Any) -> None:
+    """A 500 is not stored: processes that waited for the lock holder then run the view
+    themselves, together, rather than one after the other (6 workers x 2 s would be 12 s)."""
+    instances = [fleet(f"redis:{redis_server.url}", 2, {"VIEW_SECONDS": "2"}) for _ in range(3)]
+    started = time.monotonic()
+    responses = asyncio.run(concurrent_gets([i.url for i in instances], "/slowfail", 12, SAME_HOST))
+    elapsed = time.monotonic() - started
+    assert [r.status_code for r in responses] == [500] * 12
+    assert elapsed < 9, f"{elapsed:.1f} s: the view runs were serialised"
