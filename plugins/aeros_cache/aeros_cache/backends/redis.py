@@ -317,11 +317,12 @@ class _Listener:
                     if not future.done():
                         future.set_result(None)  # wake them: they look again
             self.waiters.clear()
+            if self._client is not None:
+                with contextlib.suppress(BaseException):
+                    await self._client.aclose(close_connection_pool=True)
+                self._client = None
 
     async def close(self) -> None:
-        self._task.cancel()
+        self._task.cancel()  # its ``finally`` closes the connection
         with contextlib.suppress(BaseException):
             await self._task
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                await self._client.aclose(close_connection_pool=True)
