@@ -113,6 +113,11 @@ async def invalidate() -> dict:
     return {"deleted": await app.cache.invalidate(tags=["x"])}
 
 
+@app.route("/clear", methods=["POST"])
+async def clear() -> dict:
+    return {"cleared": await app.clear_cache()}
+
+
 @app.route("/delete", methods=["POST"])
 async def delete() -> dict:
     return {"deleted": await app.cache.delete(one), "pid": os.getpid()}

@@ -148,7 +148,8 @@ def test_invalidate_by_tag_reaches_every_instance(redis_server: Any, fleet: Any)
         assert httpx.get(instance.url + "/tagged/a", headers=host).headers["x-cache"] == "MISS"
 
 
-def test_simple_cache_delete_in_one_worker_reaches_all_four(tmp_path: Any, fleet: Any) -> None:
+@pytest.mark.parametrize("operation", ["/delete", "/invalidate", "/clear"])
+def test_simple_cache_delete_in_one_worker_reaches_all_four(tmp_path: Any, fleet: Any, operation: str) -> None:
     runs = tmp_path / "runs"
     instance = fleet("simple", 4, {"RUNS_FILE": str(runs), "VIEW_SECONDS": "0"})
     seen: dict[int, str] = {}  # worker pid -> its entry's body (SimpleCache: a hit comes from the worker's own memory)
@@ -162,7 +163,7 @@ def test_simple_cache_delete_in_one_worker_reaches_all_four(tmp_path: Any, fleet
 
     asyncio.run(fill())
     assert len(seen) == 4, f"requests reached only {len(seen)} workers"
-    deleted = httpx.post(instance.url + "/delete")
+    deleted = httpx.post(instance.url + operation)
     assert deleted.status_code == 200
     started = time.monotonic()
     after: dict[int, str] = {}
