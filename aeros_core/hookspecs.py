@@ -168,10 +168,11 @@ def aeros_shutdown(app: "WebServer") -> "Optional[Any]":
 
 @hookspec
 def aeros_cache_event(app: "WebServer", scope: "Mapping[str, Any]", result: str) -> None:
-    """Learn how the cache answered one request: ``result`` is ``"hit"`` or ``"miss"``.
+    """Learn how the cache answered one request: ``result`` is ``"hit"``, ``"stale"`` or ``"miss"``.
 
-    Called by aeros-cache for every request to a cached view: ``"hit"`` when a stored entry
-    answered it (at the ASGI edge or before the view, 304s included), ``"miss"`` when the view
+    Called by aeros-cache for every request to a cached view: ``"hit"`` when a fresh stored entry
+    answered it (at the ASGI edge or before the view, 304s included), ``"stale"`` when an expired
+    entry answered it (``stale_while_revalidate``, ``stale_if_error``), ``"miss"`` when the view
     ran. ``scope`` is the request's ASGI scope (the same dict the ASGI wrappers see, so a
     wrapper can keep per-request state in it). Called in the serving process, in the event
     loop, on the request path: keep it to a few hundred nanoseconds and never block or raise.

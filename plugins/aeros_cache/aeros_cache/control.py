@@ -51,6 +51,9 @@ class CacheControl:
         stale_while_revalidate: int | None = None,
         stale_if_error: int | None = None,
         cache_on_status: Iterable[int] = (200,),
+        *,
+        s_maxage: int | None = None,
+        cdn_max_age: int | None = None,
     ) -> None:
         try:
             self.cache_type = CacheTypes(cache_type.value if isinstance(cache_type, CacheTypes) else cache_type)
@@ -63,6 +66,8 @@ class CacheControl:
         self.max_age = _seconds("max_age", max_age)
         self.stale_while_revalidate = _seconds("stale_while_revalidate", stale_while_revalidate)
         self.stale_if_error = _seconds("stale_if_error", stale_if_error)
+        self.s_maxage = _seconds("s_maxage", s_maxage)
+        self.cdn_max_age = _seconds("cdn_max_age", cdn_max_age)
         self.immutable = bool(immutable)
         self.no_transform = bool(no_transform)
         self.cache_on_status = frozenset(int(status) for status in cache_on_status)
@@ -76,6 +81,8 @@ class CacheControl:
                     ("immutable", self.immutable or None),
                     ("stale_while_revalidate", self.stale_while_revalidate),
                     ("stale_if_error", self.stale_if_error),
+                    ("s_maxage", self.s_maxage),
+                    ("cdn_max_age", self.cdn_max_age),
                 )
                 if value is not None
             ]
@@ -85,14 +92,20 @@ class CacheControl:
             raise ValueError("no-cache (always revalidate) contradicts immutable (never revalidate)")
         if kind is CacheTypes.NO_CACHE and self.stale_while_revalidate is not None:
             raise ValueError("no-cache (always revalidate first) contradicts stale_while_revalidate")
+        if kind is CacheTypes.PRIVATE and (self.s_maxage is not None or self.cdn_max_age is not None):
+            raise ValueError("private forbids shared caches, so s_maxage / cdn_max_age contradict it")
         if self.immutable and self.max_age is None:
             raise ValueError("immutable needs a max_age: it only means something while the response is fresh")
         self.header = self._render()
+        #: RFC 9213 ``CDN-Cache-Control`` (only CDNs read it; it wins over Cache-Control there)
+        self.cdn_header = None if self.cdn_max_age is None else f"max-age={self.cdn_max_age}"
 
     def _render(self) -> str:
         parts = [self.cache_type.value]
         if self.max_age is not None:
             parts.append(f"max-age={self.max_age}")
+        if self.s_maxage is not None:
+            parts.append(f"s-maxage={self.s_maxage}")
         if self.immutable:
             parts.append("immutable")
         if self.no_transform:
@@ -105,6 +118,7 @@ class CacheControl:
 
     def __call__(self, view: Callable[..., Any]) -> Callable[..., Any]:
         header = self.header
+        cdn_header = self.cdn_header
         statuses = self.cache_on_status
         is_async = inspect.iscoroutinefunction(view)
 
@@ -119,6 +133,8 @@ class CacheControl:
             response = await current_app.make_response(result)
             if response.status_code in statuses:
                 response.headers["Cache-Control"] = header
+                if cdn_header is not None:
+                    response.headers["CDN-Cache-Control"] = cdn_header
             return response
 
         return with_cache_control

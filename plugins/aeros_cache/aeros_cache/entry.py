@@ -1,24 +1,23 @@
-"""Stored responses, their serialisation, and cache keys.
-
-Everything here works on the raw ASGI scope, so the ASGI-edge fast path and the Quart path
-compute byte-for-byte the same keys and apply the same rules.
-"""
+"""Stored responses and their serialisation (verified on every read from a shared store)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode
+from typing import Any, Iterable
 
-FORMAT = b"AEC1"
-_LEN = struct.Struct(">I")
-
-#: request headers that make a request "carry credentials" (RFC 9111 section 3.5)
-CREDENTIAL_HEADERS = (b"authorization", b"cookie")
+FORMAT = b"AEC2"
+_HEAD = struct.Struct(">IQ")  # JSON length, body length
+DIGEST_SIZE = 16
+_PREFIX = 4 + _HEAD.size + DIGEST_SIZE
+#: a header name (RFC 9110 token) and a header value (visible latin-1 text, spaces and tabs)
+_TOKENS = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+ )*")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 #: response headers never kept in an entry (per request, per hop, or added on the way out)
 UNSTORED_HEADERS = frozenset({"x-cache", "age", "connection", "keep-alive", "transfer-encoding", "date", "server"})
 #: headers a 304 carries over from the stored 200 (RFC 9110 section 15.4.5)
@@ -71,7 +70,13 @@ def vary_marker(names: Iterable[str], expires: float | None, stale_until: float 
 
 
 def encode(entry: Entry) -> bytes:
-    """Entry -> bytes: a JSON header then the body (no pickle: a shared store is not trusted code)."""
+    """Entry -> bytes: a fixed head, a JSON part, the body (no pickle: a shared store is not trusted code).
+
+    Head: ``AEC2``, the JSON length (4 bytes), the body length (8 bytes), and a digest (the first
+    16 bytes of SHA-256) of JSON and body; :func:`decode` refuses anything whose lengths or digest
+    differ. SHA-256 rather than BLAKE2b: with the SHA instructions of current x86 and ARM CPUs it
+    is about twice as fast here (256 KB: 147 vs 285 µs), and every hit from a shared store pays it.
+    """
     meta = {
         "k": entry.kind,
         "s": entry.status,
@@ -83,100 +88,77 @@ def encode(entry: Entry) -> bytes:
         "f": entry.flags,
         "v": list(entry.vary),
     }
-    head = json.dumps(meta, separators=(",", ":")).encode()
-    return FORMAT + _LEN.pack(len(head)) + head + entry.body
+    part = json.dumps(meta, separators=(",", ":")).encode()
+    digest = hashlib.sha256(part)
+    digest.update(entry.body)
+    return FORMAT + _HEAD.pack(len(part), len(entry.body)) + digest.digest()[:DIGEST_SIZE] + part + entry.body
 
 
-def decode(data: bytes) -> Entry | None:
-    """bytes -> Entry, or ``None`` for anything that is not an entry of this format."""
-    if not data.startswith(FORMAT) or len(data) < 8:
-        return None
-    (size,) = _LEN.unpack_from(data, 4)
+class DamagedEntry(ValueError):
+    """Stored bytes that are not an intact entry of this format (truncated, altered, hand-edited)."""
+
+
+def decode(data: bytes) -> Entry:
+    """bytes -> Entry; raises :class:`DamagedEntry` unless lengths, digest and every field check out."""
+    view = memoryview(data)
+    if len(data) < _PREFIX or view[:4] != FORMAT:
+        raise DamagedEntry("not an entry of this format")
+    size, length = _HEAD.unpack_from(data, 4)
+    if len(data) != _PREFIX + size + length:
+        raise DamagedEntry(f"length {len(data)} instead of {_PREFIX + size + length}")
+    digest = hashlib.sha256(view[_PREFIX:]).digest()[:DIGEST_SIZE]
+    if digest != view[4 + _HEAD.size : _PREFIX]:
+        raise DamagedEntry("digest mismatch")
     try:
-        meta = json.loads(data[8 : 8 + size])
-        return Entry(
-            status=int(meta["s"]),
-            headers=[(str(k), str(v)) for k, v in meta["h"]],
-            body=bytes(data[8 + size :]),
-            created=float(meta["c"]),
-            expires=meta["e"],
-            stale_until=meta["x"],
-            etag=str(meta["t"]),
-            flags=dict(meta["f"]),
-            kind=str(meta["k"]),
-            vary=tuple(meta["v"]),
-        )
-    except (ValueError, KeyError, TypeError):
+        meta = json.loads(bytes(view[_PREFIX : _PREFIX + size]))
+        return _checked(meta, bytes(view[_PREFIX + size :]))
+    except Exception as error:  # any field that is not what encode() writes
+        raise DamagedEntry(f"bad fields: {type(error).__name__}: {error}") from None
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
         return None
+    if type(value) is not float and type(value) is not int or not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value!r}")
+    return float(value)
+
+
+def _checked(meta: dict[str, Any], body: bytes) -> Entry:
+    """The Entry of a decoded JSON part, every field checked (one regex per kind of text, for speed)."""
+    kind = meta["k"]
+    if kind != "response" and kind != "vary":
+        raise ValueError(f"kind {kind!r}")
+    status = meta["s"]
+    if type(status) is not int or not 200 <= status <= 599:
+        raise ValueError(f"status {status!r}")
+    pairs, vary, etag, flags = meta["h"], meta["v"], meta["t"], meta["f"]
+    if type(pairs) is not list or type(vary) is not list or type(flags) is not dict or type(etag) is not str:
+        raise ValueError("headers, vary, ETag or flags of the wrong type")
+    headers = [(name, value) for name, value in pairs]  # pairs of two, else ValueError
+    names = [name for name, _ in headers]
+    names.extend(vary)
+    values = [value for _, value in headers]
+    values.append(etag)
+    # a str join fails on anything that is not a str; the patterns refuse CR, LF, NUL and non-latin-1
+    if not _TOKENS.fullmatch("".join([name + " " for name in names])) or not _FIELD_VALUE.fullmatch("".join(values)):
+        raise ValueError("a header name or value that is not valid HTTP")
+    return Entry(
+        status=status,
+        headers=headers,
+        body=body,
+        created=_number(meta["c"]) or 0.0,
+        expires=_number(meta["e"]),
+        stale_until=_number(meta["x"]),
+        etag=etag,
+        flags=flags,
+        kind=kind,
+        vary=tuple(vary),
+    )
 
 
 def strong_etag(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-
-
-# --- keys -----------------------------------------------------------------------------------
-
-
-def normalise_query(query: bytes) -> str:
-    """``b"b=2&a=1&a=0"`` -> ``"a=0&a=1&b=2"``: the same parameters give the same key."""
-    if not query:
-        return ""
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    pairs.sort()
-    text = urlencode(pairs)
-    if len(text) > 512:
-        text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-    return text
-
-
-def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """The (comma-joined) value of one request header in an ASGI header list."""
-    found = [value for key, value in headers if key == name]
-    if not found:
-        return None
-    return b", ".join(found)
-
-
-def request_facts(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes | None, bool, bytes | None]:
-    """What the cache reads from a request's headers, in one pass: ``(host, credentials, if_none_match)``.
-
-    ``host`` is the first ``Host`` (or HTTP/2 ``:authority``); ``credentials`` whether it carries
-    ``Authorization`` or ``Cookie`` (RFC 9111 section 3.5); ``if_none_match`` comma-joined.
-    """
-    host = if_none_match = None
-    credentials = False
-    for name, value in headers:
-        if name == b"host" or name == b":authority":
-            if host is None:
-                host = value
-        elif name in CREDENTIAL_HEADERS:
-            credentials = True
-        elif name == b"if-none-match":
-            if_none_match = value if if_none_match is None else if_none_match + b", " + value
-    return host, credentials, if_none_match
-
-
-def origin(scope: Mapping[str, Any], host: bytes | None) -> str:
-    """``scheme://host`` of the request (``host`` from :func:`request_facts`, else the server address)."""
-    if host is None:
-        server = scope.get("server") or ("", None)
-        host = f"{server[0]}:{server[1]}".encode() if server[1] else str(server[0]).encode()
-    return f"{scope.get('scheme', 'http')}://{host.decode('latin-1').lower()}"
-
-
-def base_key(view_id: str, prefix: str, scope: Mapping[str, Any], query_string: bool, host: bytes | None) -> str:
-    """``view_id|prefix|scheme://host|normalised query`` (query left empty when ``query_string=False``)."""
-    query = normalise_query(scope.get("query_string", b"")) if query_string else ""
-    return f"{view_id}|{prefix}|{origin(scope, host)}|{query}"
-
-
-def variant_key(key: str, vary: Iterable[str], headers: Sequence[tuple[bytes, bytes]]) -> str:
-    """The key of one ``Vary`` variant: the base key plus a digest of the named request headers."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name in vary:
-        value = header(headers, name.encode("latin-1"))
-        digest.update(name.encode("latin-1") + b"=" + (value if value is not None else b"\x00") + b"\n")
-    return f"{key}|vary:{digest.hexdigest()}"
 
 
 def etag_matches(if_none_match: bytes, etag: str) -> bool:

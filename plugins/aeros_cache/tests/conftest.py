@@ -167,3 +167,88 @@ def cache_log() -> Iterator[_Records]:
         yield handler
     finally:
         logger.removeHandler(handler)
+
+
+class FleetInstance:
+    """``serve_fleet.py`` as a real process (``app.run(workers=N)``), in a process group of its own."""
+
+    def __init__(self, spec: str, workers: int, env: dict[str, str] | None = None) -> None:
+        import re
+        import threading
+
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "serve_fleet.py"), spec, str(workers)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            start_new_session=True,
+        )
+        self.url: str | None = None
+        announced = threading.Event()
+
+        def read() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                self.lines.append(line)
+                match = re.search(r"Running on (http://\S+)", line)
+                if match and self.url is None:
+                    self.url = match.group(1)
+                    announced.set()
+            announced.set()
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+        if not announced.wait(30) or self.url is None:
+            self.kill()
+            raise RuntimeError("fleet instance did not start:\n" + "".join(self.lines))
+        import httpx
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/pid", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("fleet instance never answered:\n" + "".join(self.lines))
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group (supervisor and workers)."""
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+@pytest.fixture
+def fleet() -> Iterator[Any]:
+    """Factory: ``fleet(spec, workers, env=None)`` -> a started :class:`FleetInstance`, stopped at teardown."""
+    started: list[FleetInstance] = []
+
+    def start(spec: str, workers: int = 2, env: dict[str, str] | None = None) -> FleetInstance:
+        instance = FleetInstance(spec, workers, env)
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop()

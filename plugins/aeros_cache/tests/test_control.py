@@ -118,3 +118,34 @@ def test_with_the_server_cache(serve: Any) -> None:
         httpx.get(server.url + "/private")
     assert hit.headers["cache-control"] == "public, max-age=60" and hit.headers["x-cache"] == "HIT"
     assert calls.count("public") == 1 and calls.count("private") == 2
+
+
+def test_s_maxage_and_cdn_max_age_headers(serve: Any) -> None:
+    control = CacheControl(CacheTypes.PUBLIC, max_age=60, s_maxage=600, cdn_max_age=3600)
+    assert control.header == "public, max-age=60, s-maxage=600"
+    app = WebServer(__name__, disable_plugins=["hello"])
+
+    @app.route("/cdn")
+    @control
+    async def cdn() -> str:
+        return "cdn"
+
+    response = httpx.get(serve(app).url + "/cdn")
+    assert response.headers["cache-control"] == "public, max-age=60, s-maxage=600"
+    assert response.headers["cdn-cache-control"] == "max-age=3600"
+
+
+@pytest.mark.parametrize(
+    "keywords",
+    [
+        {"cache_type": CacheTypes.PRIVATE, "s_maxage": 10},
+        {"cache_type": CacheTypes.PRIVATE, "cdn_max_age": 10},
+        {"cache_type": CacheTypes.NO_STORE, "s_maxage": 10},
+        {"cache_type": CacheTypes.NO_STORE, "cdn_max_age": 10},
+        {"cache_type": CacheTypes.PUBLIC, "s_maxage": -1},
+        {"cache_type": CacheTypes.PUBLIC, "cdn_max_age": 1.5},
+    ],
+)
+def test_shared_cache_directives_that_contradict_are_refused(keywords: dict) -> None:
+    with pytest.raises(ValueError):
+        CacheControl(**keywords)

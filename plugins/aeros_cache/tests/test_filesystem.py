@@ -98,8 +98,9 @@ def test_broken_directory_answers_normally_and_recovers(tmp_path: Path, serve: A
     for _ in range(5):
         response = httpx.get(server.url + "/f")
         assert response.status_code == 200 and response.text == "file"
-    failures = cache_log.messages("failed")
-    assert len(failures) == 1  # rate-limited
+    # one message per kind of operation that went from working to failing, whatever the number of requests
+    assert len(cache_log.messages("failed on reads")) == 1
+    assert len(cache_log.messages("failed on writes")) <= 1
     directory.unlink()
     deadline = time.monotonic() + 10
     states = []

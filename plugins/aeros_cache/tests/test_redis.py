@@ -75,8 +75,9 @@ def test_redis_killed_then_restarted(redis_server: Any, serve: Any, cache_log: A
         response = httpx.get(server.url + "/r", timeout=10)
         assert response.status_code == 200
         assert response.headers["x-cache"] == "MISS"
-    warnings = cache_log.messages("failed")
-    assert len(warnings) == 1  # rate-limited
+    # one message per kind of operation that went from working to failing, whatever the number of requests
+    assert len(cache_log.messages("failed on reads")) == 1
+    assert len(cache_log.messages("failed on writes")) <= 1
     redis_server.start()  # same port
     deadline = time.monotonic() + 10
     states = []
@@ -101,7 +102,9 @@ def test_redis_down_from_the_start(serve: Any, cache_log: Any) -> None:
         response = httpx.get(server.url + "/r", timeout=10)
         assert response.status_code == 200 and response.headers["x-cache"] == "MISS"
     assert len(calls) == 3
-    assert len(cache_log.messages("failed")) == 1
+    # one message per kind of operation that went from working to failing, whatever the number of requests
+    assert len(cache_log.messages("failed on reads")) == 1
+    assert len(cache_log.messages("failed on writes")) <= 1
 
 
 async def test_delete_and_clear_from_another_loop(redis_server: Any, serve: Any) -> None:

@@ -15,7 +15,7 @@ KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPT
 REQUESTS = ("http_server_requests", "Requests answered, by method, URL rule and status.")
 DURATION = ("http_server_request_duration_seconds", "Time from the request to the last byte of the response.")
 ACTIVE = ("http_server_active_requests", "Requests in flight, over all live workers.")
-CACHE = ("aeros_cache_requests", "Requests to cached views, by result (hit, miss).")
+CACHE = ("aeros_cache_requests", "Requests to cached views, by result (hit, stale, miss).")
 RESTARTS = ("aeros_worker_restarts", "Workers replaced by the supervisor, by reason.")
 COMPRESS = ("aeros_compress_bytes", "Bytes of encoded responses before (in) and after (out) compression.")
 
