@@ -6,6 +6,7 @@ Tests taking ``backend`` run on every installed server backend.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import ssl
@@ -138,6 +139,10 @@ def test_startup_failure_is_raised_in_the_caller(backend):
 
     with pytest.raises(RuntimeError, match="failed to start"):
         app.run_in_thread(port=0, access_log_to_std=False, server=backend)
+    # Nothing of the server is left pending on its closed loop (uvicorn's and granian's lifespan
+    # tasks were, and failed a later test when the garbage collector destroyed them).
+    left = [task for task in gc.get_objects() if isinstance(task, asyncio.Task) and task.get_loop().is_closed()]
+    assert [task for task in left if not task.done()] == []
 
 
 def test_unknown_server_backend_is_a_clear_error():

@@ -42,6 +42,7 @@ class ThreadedServer:
                 logger_for(self.app).exception("server on %s stopped with an error", self.url)
         finally:
             self._started.set()
+            cancel_leftover_tasks(self._loop)
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
             self.socket.close()
@@ -87,3 +88,17 @@ def start_in_thread(app: Any, keywords: dict[str, Any]) -> ThreadedServer:
 
     settings = prepare(app, keywords, thread=True)
     return ThreadedServer(app, settings).start()
+
+
+def cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks a server left in ``loop`` and let them end, as ``asyncio.run`` does.
+
+    A task left pending when the loop closes (uvicorn's lifespan task, when the app stops
+    before the lifespan shutdown) is destroyed later, wherever the garbage collector runs,
+    with "Event loop is closed".
+    """
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
