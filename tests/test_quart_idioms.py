@@ -251,5 +251,5 @@ def test_the_entry_is_quarts_own_asgi_app_while_nothing_is_replaced() -> None:
     from aeros_core.runner.settings import ServerSettings
 
     app = WebServer(__name__, disable_plugins=["access_log", "soft_limit", "server_header", "cache", "compress"])
-    entry = app.asgi_entry(ServerSettings(access_log_to_std=False))
+    entry = app.asgi_entry(ServerSettings(access_log_to_std=False, request_id_header=None))
     assert getattr(entry, "__func__", None) is Quart.asgi_app and entry.__self__ is app  # no layer of ours
