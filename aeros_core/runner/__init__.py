@@ -9,7 +9,7 @@ from typing import Any
 
 from . import logs
 from .settings import ServerSettings
-from .sockets import bind_per_worker, url_of
+from .sockets import INHERIT_ENV, listen, url_of
 
 log = logging.getLogger("aeros")
 
@@ -41,26 +41,28 @@ def run(app: Any, keywords: dict[str, Any]) -> None:
     if settings.reload and not reload.is_child():
         raise SystemExit(reload.supervise(settings))
 
-    sockets = bind_per_worker(settings)
-    log.info(
-        "Running on %s (server: %s, workers: %d, pid %d)",
-        url_of(settings, sockets[0]),
-        settings.server,
-        settings.workers,
-        os.getpid(),
-    )
+    listeners = listen(settings)
+    for variable in (INHERIT_ENV, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        os.environ.pop(variable, None)  # used: not for our children
+    for group in listeners.groups:
+        log.info(
+            "Running on %s (server: %s, workers: %d, pid %d)",
+            url_of(settings, group[0]),
+            settings.server,
+            settings.workers,
+            os.getpid(),
+        )
     try:
         if settings.workers == 1:
             from .process import serve_until_signalled
 
-            serve_until_signalled(app, settings, sockets)
+            serve_until_signalled(app, settings, listeners.for_worker(0))
         else:
             from .workers import Supervisor
 
-            code = Supervisor(app, settings, sockets).run()
+            code = Supervisor(app, settings, listeners).run()
             if code:
                 raise SystemExit(code)
     finally:
-        for sock in sockets:
-            sock.close()
+        listeners.close()
     log.info("Server stopped")

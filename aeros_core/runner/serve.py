@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from ..catalog import KNOWN_BACKENDS
 from .backend import ServerBackend
 from .lifecycle import Lifecycle, Phase
 from .settings import ServerSettings
+from .sockets import stop_accepting
 
 log = logging.getLogger("aeros")
 
@@ -64,10 +66,17 @@ async def serve(
     sockets: list[socket.socket],
     stop: asyncio.Event,
     on_started: Callable[[], None] = lambda: None,
+    handing_over: Callable[[], bool] = lambda: False,
+    wrap: Callable[[Any], Any] | None = None,
 ) -> None:
     """Serve ``app`` on ``sockets`` with the configured backend until ``stop`` is set.
 
     Gives the server its own :class:`~aeros_core.runner.lifecycle.Lifecycle` (``settings.lifecycle``).
+    When the stop comes, after ``drain_delay``: unless ``handing_over()`` (the sockets live on in
+    another process: a recycled worker, a SIGHUP restart), new handshakes are refused and the
+    queued connections accepted before the backend closes the sockets
+    (:func:`~aeros_core.runner.sockets.stop_accepting`). ``wrap``: applied to the ASGI entry
+    (the worker's request counter for ``max_requests``).
     """
     lifecycle = Lifecycle()
     settings = replace(settings, lifecycle=lifecycle)
@@ -80,11 +89,18 @@ async def serve(
     async def shutdown_trigger() -> None:
         await stop.wait()
         lifecycle.advance(Phase.DRAINING)
+        if handing_over():  # the address keeps serving (another process holds the sockets): no delay
+            lifecycle.advance(Phase.CLOSING)
+            return
         if settings.drain_delay:
             await asyncio.sleep(settings.drain_delay)  # the load balancer sees ready_path 503 meanwhile
+        await stop_accepting(sockets)
         lifecycle.advance(Phase.CLOSING)
 
-    entry = announce_startup(app.asgi_entry(settings), started)
+    entry = app.asgi_entry(settings)
+    if wrap is not None:
+        entry = wrap(entry)
+    entry = announce_startup(entry, started)
     try:
         await backend.serve(entry, settings, sockets, shutdown_trigger)
     finally:
