@@ -6,13 +6,20 @@ replaced. E: the state table. G: recycling.
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import socket
+import threading
 
 import httpx
 import pytest
 from supervision import APP_SCRIPT, alive, pid_answers, run_env, wait_for, workers_of
 
+from aeros_core.runner import states
+from aeros_core.runner.states import TRANSITIONS
+from aeros_core.runner.states import Event as E
+from aeros_core.runner.states import State as S
 from aeros_core.testing import installed_backends
 
 BACKENDS = installed_backends()
@@ -69,3 +76,115 @@ def test_a_port_taken_by_another_program_is_refused(script_server):
         assert "address in use" in app.output, app.output
     finally:
         holder.close()
+
+
+# --- D: a stuck worker is replaced -------------------------------------------------------------
+
+
+def quietly_get(url: str) -> None:
+    try:
+        httpx.get(url, timeout=30)
+    except httpx.HTTPError:
+        pass
+
+
+@pytest.mark.parametrize("server", BACKENDS)
+def test_a_worker_blocked_in_a_view_is_replaced_with_its_stack_logged(script_server, server):
+    app = script_server(APP_SCRIPT, env=run_env(server, worker_timeout=2))
+    url = app.wait_ready()
+    assert wait_for(lambda: len(workers_of(app.process.pid)) == 2, 10)
+    before = workers_of(app.process.pid)
+    threading.Thread(target=quietly_get, args=(url + "/block",), daemon=True).start()
+    assert wait_for(lambda: "was stuck" in app.output, 15), app.output
+    assert wait_for(lambda: len(workers_of(app.process.pid) - before) == 1, 10), app.output
+    (victim,) = before - workers_of(app.process.pid)
+    assert re.search(rf"worker \d \(pid {victim}\) stuck: its event loop has not run", app.output), app.output
+    assert re.search(r'File ".*server_app\.py", line \d+ in block', app.output), app.output  # the stack
+    assert len(pid_answers(url, 100, want=2)) == 2  # the replacement serves
+
+
+@pytest.mark.parametrize("server", BACKENDS)
+def test_a_sigstopped_worker_is_replaced(script_server, server):
+    app = script_server(APP_SCRIPT, env=run_env(server, worker_timeout=2))
+    url = app.wait_ready()
+    assert wait_for(lambda: len(workers_of(app.process.pid)) == 2, 10)
+    before = workers_of(app.process.pid)
+    victim = min(before)
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        assert wait_for(lambda: victim not in workers_of(app.process.pid), 15), app.output
+        assert wait_for(lambda: len(workers_of(app.process.pid)) == 2, 10), app.output
+        assert f"(pid {victim}) stuck" in app.output and "cannot be dumped" in app.output, app.output
+        assert victim not in pid_answers(url, 100, want=2)
+    finally:
+        if alive(victim):
+            os.kill(victim, signal.SIGCONT)
+
+
+# --- E: the state table ------------------------------------------------------------------------
+
+
+def test_every_action_of_the_table_is_a_supervisor_method():
+    from aeros_core.runner.workers import Supervisor
+
+    actions = {action for action, _ in TRANSITIONS.values()}
+    assert all(callable(getattr(Supervisor, action, None)) for action in actions), actions
+
+
+@pytest.mark.parametrize(
+    "walk",
+    [
+        # (event, expected state after it); None: the event is ignored in that state
+        [
+            (E.WORKERS_READY, S.SERVING),
+            (E.STOP, S.DRAINING),
+            (E.STOP, None),
+            (E.DRAIN_DELAY_PASSED, S.DRAINING),
+            (E.WORKERS_GONE, S.STOPPED),
+        ],
+        [
+            (E.WORKER_DIED, S.STARTING),
+            (E.WORKER_STUCK, S.STARTING),
+            (E.GIVE_UP, S.DRAINING),
+            (E.GRACE_EXPIRED, S.STOPPED),
+        ],
+        [
+            (E.RELOAD, None),
+            (E.WORKERS_READY, S.SERVING),
+            (E.WORKER_RECYCLE, S.SERVING),
+            (E.REPLACEMENT_READY, S.SERVING),
+            (E.RELOAD, S.RELOADING),
+            (E.RELOAD, None),
+            (E.SUCCESSOR_FAILED, S.SERVING),
+            (E.RELOAD, S.RELOADING),
+            (E.WORKER_DIED, S.RELOADING),
+            (E.SUCCESSOR_READY, S.DRAINING),
+            (E.WORKER_DIED, None),
+            (E.FORCE, S.STOPPED),
+        ],
+        [(E.WORKERS_READY, S.SERVING), (E.RELOAD, S.RELOADING), (E.STOP, S.DRAINING), (E.WORKERS_GONE, S.STOPPED)],
+    ],
+)
+def test_the_table_walks_the_supervisors_life(walk):
+    state = S.STARTING
+    for event, expected in walk:
+        transition = states.step(state, event)
+        if expected is None:
+            assert transition is None, (state, event)
+            continue
+        assert transition is not None and transition[1] is expected, (state, event, transition)
+        state = transition[1]
+
+
+def test_every_state_but_stopped_can_be_stopped():
+    for state in S:
+        if state is not S.STOPPED:
+            assert states.step(state, E.STOP) or states.step(state, E.FORCE), state
+
+
+def test_the_deployment_docs_draw_the_table():
+    from pathlib import Path
+
+    docs = (Path(__file__).parent.parent / "docs" / "deployment.md").read_text()
+    for line in states.table().splitlines():
+        assert line in docs, line

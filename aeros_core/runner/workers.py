@@ -316,11 +316,13 @@ class Supervisor:
             time.sleep(min(0.2 * 2**self.startup_failures, 2.0))
         replacement = self.start_worker(worker.number)
         log.warning(
-            "worker %d (pid %s) %s; replaced by pid %s",
+            "worker %d (pid %s) %s; replaced by pid %s (%s replacements: %d)",
             worker.number,
             worker.pid,
-            "exited with code %s" % worker.process.exitcode if reason == "died" else "was stuck",
+            f"exited with code {worker.process.exitcode}" if reason == "died" else "was stuck",
             replacement.pid,
+            reason,
+            self.restarts[reason],
         )
         self.workers[self.workers.index(worker)] = replacement
         if worker.replacement is not None:  # a recycling under way is moot
