@@ -4,8 +4,9 @@ Signals, in a serving process:
 
 * SIGTERM, first SIGINT: stop for good (the sockets close with this process: new handshakes
   are refused and queued connections accepted before they close; see ``sockets.stop_accepting``);
-* :data:`HANDOVER_SIGNAL` (SIGUSR2, sent by the supervisor only): stop, the sockets living on in
-  another process (a recycled worker, a SIGHUP restart): just close our descriptors;
+* :data:`HANDOVER_SIGNAL` (SIGUSR2, sent by the supervisor only): stop at once (no drain_delay),
+  the address living on in other processes (a recycled worker, a SIGHUP restart): the sockets
+  shared with them are just closed here, the ``private`` ones drained as above;
 * a second SIGINT: exit at once.
 """
 
@@ -35,6 +36,7 @@ def serve_until_signalled(
     on_started: Callable[[], None] = lambda: None,
     on_loop: Callable[[asyncio.AbstractEventLoop], None] = lambda loop: None,
     wrap: Callable[[Any], Any] | None = None,
+    private: list[socket.socket] | None = None,
 ) -> None:
     """Serve until a stop signal (module docstring). ``on_loop``: called with the event loop
     before serving (a worker's heartbeat); ``wrap``: see :func:`~aeros_core.runner.serve.serve`."""
@@ -58,7 +60,7 @@ def serve_until_signalled(
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         on_loop(loop)
-        loop.run_until_complete(serve(app, settings, sockets, stop, on_started, lambda: handover, wrap))
+        loop.run_until_complete(serve(app, settings, sockets, stop, on_started, lambda: handover, wrap, private))
     finally:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)

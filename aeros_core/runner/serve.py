@@ -13,7 +13,7 @@ from ..catalog import KNOWN_BACKENDS
 from .backend import ServerBackend
 from .lifecycle import Lifecycle, Phase
 from .settings import ServerSettings
-from .sockets import stop_accepting
+from .sockets import listen_if_bound, stop_accepting
 
 log = logging.getLogger("aeros")
 
@@ -68,33 +68,38 @@ async def serve(
     on_started: Callable[[], None] = lambda: None,
     handing_over: Callable[[], bool] = lambda: False,
     wrap: Callable[[Any], Any] | None = None,
+    private: list[socket.socket] | None = None,
 ) -> None:
     """Serve ``app`` on ``sockets`` with the configured backend until ``stop`` is set.
 
     Gives the server its own :class:`~aeros_core.runner.lifecycle.Lifecycle` (``settings.lifecycle``).
-    When the stop comes, after ``drain_delay``: unless ``handing_over()`` (the sockets live on in
-    another process: a recycled worker, a SIGHUP restart), new handshakes are refused and the
-    queued connections accepted before the backend closes the sockets
-    (:func:`~aeros_core.runner.sockets.stop_accepting`). ``wrap``: applied to the ASGI entry
-    (the worker's request counter for ``max_requests``).
+    A socket bound but not yet listening starts listening when the app's startup completes.
+    When the stop comes, after ``drain_delay``, new handshakes are refused and the queued
+    connections accepted before the backend closes the sockets
+    (:func:`~aeros_core.runner.sockets.stop_accepting`); when ``handing_over()`` (the address
+    keeps serving from other processes: a recycled worker, a SIGHUP restart) there is no delay,
+    and only the ``private`` sockets (no other process serves them; default: all) are treated
+    so. ``wrap``: applied to the ASGI entry (the worker's request counter for ``max_requests``).
     """
     lifecycle = Lifecycle()
     settings = replace(settings, lifecycle=lifecycle)
     backend = backend_for(app, settings.server)
 
     def started() -> None:
+        for sock in sockets:
+            listen_if_bound(sock, settings.backlog)
         lifecycle.advance(Phase.SERVING)
         on_started()
 
     async def shutdown_trigger() -> None:
         await stop.wait()
         lifecycle.advance(Phase.DRAINING)
-        if handing_over():  # the address keeps serving (another process holds the sockets): no delay
-            lifecycle.advance(Phase.CLOSING)
-            return
-        if settings.drain_delay:
-            await asyncio.sleep(settings.drain_delay)  # the load balancer sees ready_path 503 meanwhile
-        await stop_accepting(sockets)
+        if handing_over():
+            await stop_accepting(sockets if private is None else private)
+        else:
+            if settings.drain_delay:
+                await asyncio.sleep(settings.drain_delay)  # the load balancer sees ready_path 503 meanwhile
+            await stop_accepting(sockets)
         lifecycle.advance(Phase.CLOSING)
 
     entry = app.asgi_entry(settings)

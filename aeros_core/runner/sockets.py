@@ -103,8 +103,9 @@ def _listening(sock: socket.socket, backlog: int) -> socket.socket:
     return sock
 
 
-def bind_tcp(address: Address, backlog: int, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket on ``address``; ``reuse_port``: join an existing SO_REUSEPORT group."""
+def bind_tcp(address: Address, backlog: int, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to ``address`` (listening unless ``listen=False``: see :meth:`Listeners.renew`);
+    ``reuse_port``: join an existing SO_REUSEPORT group."""
     infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, kind, proto)
@@ -113,10 +114,20 @@ def bind_tcp(address: Address, backlog: int, reuse_port: bool = False) -> socket
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(sockaddr)
+        if not listen:
+            sock.setblocking(False)
+            sock.set_inheritable(True)
+            return sock
         return _listening(sock, backlog)
     except OSError as error:
         sock.close()
         raise _address_error(address, error) from error
+
+
+def listen_if_bound(sock: socket.socket, backlog: int) -> None:
+    """Start listening on a socket bound with ``listen=False`` (no-op when it listens already)."""
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        sock.listen(backlog)
 
 
 def bind_unix(address: Address, backlog: int) -> socket.socket:
@@ -193,13 +204,37 @@ def reuse_port_group(address: Address, backlog: int, count: int) -> list[socket.
 @dataclass
 class Listeners:
     """The listening sockets of a server: per address, one socket shared by every worker or
-    one per worker (SO_REUSEPORT)."""
+    one per worker (SO_REUSEPORT, a "per-worker group")."""
 
     groups: list[list[socket.socket]] = field(default_factory=list)
+    backlog: int = 1024
 
     def for_worker(self, number: int) -> list[socket.socket]:
         """The sockets worker ``number`` serves: one per address."""
         return [group[number % len(group)] for group in self.groups]
+
+    def private(self, number: int) -> list[socket.socket]:
+        """Those of worker ``number``'s sockets that no other worker serves (per-worker groups)."""
+        return [group[number % len(group)] for group in self.groups if len(group) > 1]
+
+    def renew(self, number: int) -> list[socket.socket]:
+        """A new socket for worker ``number`` in each per-worker group; returns the sockets it replaces.
+
+        For a worker replaced gracefully (recycled, or a SIGHUP restart): the old worker keeps its
+        socket, refuses new handshakes on it and drains its queue before closing it, while its
+        replacement joins the group with a new one. The new socket is bound but not listening:
+        the kernel sends it connections only once its worker serves
+        (:func:`listen_if_bound`, called when the app's startup completes).
+        """
+        replaced = []
+        for group in self.groups:
+            if len(group) > 1:
+                index = number % len(group)
+                old = group[index]
+                host, port = old.getsockname()[:2]
+                group[index] = bind_tcp(Address("tcp", host=host, port=port), self.backlog, True, listen=False)
+                replaced.append(old)
+        return replaced
 
     def all(self) -> list[socket.socket]:
         return [sock for group in self.groups for sock in group]
@@ -213,8 +248,18 @@ class Listeners:
         return ";".join(",".join(str(sock.fileno()) for sock in group) for group in self.groups)
 
     @classmethod
-    def decode(cls, text: str) -> Listeners:
-        return cls([[adopt_fd(int(fd)) for fd in group.split(",")] for group in text.split(";") if group])
+    def inherit(cls, text: str, workers: int, backlog: int) -> Listeners:
+        """A SIGHUP successor's sockets: shared ones as they are; per-worker groups renewed (this
+        process's workers get new sockets; the old workers drain theirs)."""
+        groups = [[adopt_fd(int(fd)) for fd in group.split(",")] for group in text.split(";") if group]
+        for index, group in enumerate(groups):
+            if len(group) > 1:
+                host, port = group[0].getsockname()[:2]
+                same = Address("tcp", host=host, port=port)
+                groups[index] = [bind_tcp(same, backlog, reuse_port=True, listen=False) for _ in range(workers)]
+                for sock in group:
+                    sock.close()
+        return cls(groups, backlog)
 
 
 def systemd_fds(environ: Mapping[str, str]) -> list[int]:
@@ -228,11 +273,11 @@ def listen(settings: ServerSettings, environ: Mapping[str, str] | None = None) -
     """The sockets of ``app.run()``: inherited (SIGHUP restart, systemd) or bound here."""
     environ = os.environ if environ is None else environ
     if environ.get(INHERIT_ENV):
-        return Listeners.decode(environ[INHERIT_ENV])
+        return Listeners.inherit(environ[INHERIT_ENV], settings.workers, settings.backlog)
     inherited = systemd_fds(environ)
     if inherited:
-        return Listeners([[adopt_fd(fd)] for fd in inherited])
-    listeners = Listeners()
+        return Listeners([[adopt_fd(fd)] for fd in inherited], settings.backlog)
+    listeners = Listeners(backlog=settings.backlog)
     try:
         for address in addresses(settings):
             if address.kind == "tcp" and settings.workers > 1 and BALANCED_REUSEPORT:

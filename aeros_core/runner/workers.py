@@ -68,6 +68,7 @@ def _worker_main(
     app_or_reference: Any,
     settings: ServerSettings,
     sockets: list[socket.socket],
+    private: list[bool],
     ready: Any,
     heartbeat: Heartbeat,
     parent: tuple[int, socket.socket | None, int],
@@ -93,6 +94,7 @@ def _worker_main(
         on_started=ready.set,
         on_loop=lambda loop: start_beating(loop, heartbeat, interval, counter, bool(settings.max_worker_memory)),
         wrap=counter.wrap if counter is not None else None,
+        private=[sock for sock, alone in zip(sockets, private) if alone],
     )
 
 
@@ -263,6 +265,7 @@ class Supervisor:
                 self.target,
                 self.settings,
                 self.listeners.for_worker(number),
+                [sock in self.listeners.private(number) for sock in self.listeners.for_worker(number)],
                 ready,
                 heartbeat,
                 self.parent.worker_args(),
@@ -288,6 +291,8 @@ class Supervisor:
         self.restarts[reason] += 1
         if reason in ("recycled", "memory"):
             worker.recycle_reason = reason
+            for sock in self.listeners.renew(worker.number):  # the old worker drains its own
+                sock.close()
             worker.replacement = self.start_worker(worker.number)
             what = (
                 f"{worker.heartbeat.requests} requests"
