@@ -14,7 +14,7 @@ import threading
 
 import httpx
 import pytest
-from supervision import APP_SCRIPT, alive, pid_answers, run_env, wait_for, workers_of
+from supervision import APP_SCRIPT, Load, alive, pid_answers, run_env, wait_for, workers_of
 
 from aeros_core.runner import states
 from aeros_core.runner.states import TRANSITIONS
@@ -188,3 +188,44 @@ def test_the_deployment_docs_draw_the_table():
     docs = (Path(__file__).parent.parent / "docs" / "deployment.md").read_text()
     for line in states.table().splitlines():
         assert line in docs, line
+
+
+# --- G: recycling ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keep_alive", [False, True], ids=["new-connections", "keep-alive"])
+@pytest.mark.parametrize("server", BACKENDS)
+def test_workers_recycled_after_max_requests_under_load_fail_no_request(script_server, server, keep_alive):
+    app = script_server(APP_SCRIPT, env=run_env(server, max_requests=150, max_requests_jitter=50))
+    url = app.wait_ready()
+    assert wait_for(lambda: len(workers_of(app.process.pid)) == 2, 10)
+    first = workers_of(app.process.pid)
+    with Load(url, clients=6, keep_alive=keep_alive) as load:
+        assert wait_for(lambda: app.output.count("drains; pid") >= 3, 60), (load.summary(), app.output)
+    summary = load.summary()
+    assert summary["fresh_failed"] == summary["refused"] == summary["other_status"] == 0, summary
+    assert re.search(r"worker \d \(pid \d+\) recycled after \d+ requests; replacement pid \d+ starting", app.output)
+    assert not first & workers_of(app.process.pid)  # every first worker was replaced
+    assert len(load.pids) > 2
+
+
+@pytest.mark.parametrize("server", BACKENDS)
+def test_a_worker_over_max_worker_memory_is_recycled_gracefully(script_server, server):
+    app = script_server(APP_SCRIPT, env=run_env(server, max_worker_memory=150))
+    url = app.wait_ready()
+    assert wait_for(lambda: len(workers_of(app.process.pid)) == 2, 10)
+    with Load(url, clients=4) as load:
+        grown: set[int] = set()
+
+        def grow() -> bool:
+            grown.add(int(httpx.get(url + "/grow", timeout=10).text))
+            return "over max_worker_memory" in app.output
+
+        assert wait_for(grow, 60, interval=0.2), app.output
+        assert wait_for(lambda: "drains; pid" in app.output, 30), app.output
+    summary = load.summary()
+    assert summary["fresh_failed"] == summary["refused"] == summary["other_status"] == 0, summary
+    (line,) = [line for line in app.output.splitlines() if "over max_worker_memory" in line][:1]
+    victim = int(re.search(r"\(pid (\d+)\)", line).group(1))
+    assert victim in grown
+    assert wait_for(lambda: not alive(victim), 20)

@@ -355,3 +355,6 @@ async def stop_accepting(sockets: list[socket.socket], timeout: float = QUEUE_WA
     await asyncio.sleep(QUEUE_POLL_SECONDS)  # a handshake under way when the filter came completes
     while queued(filtered) and time.monotonic() < deadline:
         await asyncio.sleep(QUEUE_POLL_SECONDS)
+    # The connections accepted last read their first request in the next turns of the loop;
+    # until then a backend closing idle connections would take them for idle.
+    await asyncio.sleep(QUEUE_POLL_SECONDS)

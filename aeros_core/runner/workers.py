@@ -73,8 +73,11 @@ def _worker_main(
     heartbeat: Heartbeat,
     parent: tuple[int, socket.socket | None, int],
     forked: bool,
+    others: list[socket.socket],
 ) -> None:
     die_with_parent(*parent, forked=forked)
+    for sock in others:  # a forked worker inherits every socket of the supervisor: keep only ours
+        sock.close()
     if isinstance(app_or_reference, tuple):
         module_name, attribute = app_or_reference
         module = sys.modules.get(module_name) or importlib.import_module(module_name)
@@ -259,17 +262,19 @@ class Supervisor:
     def start_worker(self, number: int) -> Worker:
         ready = self.context.Event()
         heartbeat = Heartbeat(self.context)
+        mine = self.listeners.for_worker(number)
         process = self.context.Process(
             target=_worker_main,
             args=(
                 self.target,
                 self.settings,
-                self.listeners.for_worker(number),
-                [sock in self.listeners.private(number) for sock in self.listeners.for_worker(number)],
+                mine,
+                [sock in self.listeners.private(number) for sock in mine],
                 ready,
                 heartbeat,
                 self.parent.worker_args(),
                 self.method == "fork",
+                [sock for sock in self.listeners.all() if sock not in mine] if self.method == "fork" else [],
             ),
             name=f"aeros-worker-{number}",
             daemon=False,
