@@ -40,6 +40,11 @@ def run(app: Any, keywords: dict[str, Any]) -> None:
     settings = prepare(app, keywords)
     if settings.reload and not reload.is_child():
         raise SystemExit(reload.supervise(settings))
+    from .serve import backend_for
+
+    check_supported = getattr(backend_for(app, settings.server), "check_supported", None)
+    if check_supported is not None:  # refused here, once, rather than by every worker
+        check_supported(settings)
 
     listeners = listen(settings)
     for variable in (INHERIT_ENV, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):

@@ -9,7 +9,7 @@ from typing import Any
 
 from .serve import new_event_loop, serve
 from .settings import ServerSettings
-from .sockets import bind, url_of
+from .sockets import listen, url_of
 
 log = logging.getLogger("aeros")
 STARTUP_TIMEOUT = 30.0
@@ -21,7 +21,9 @@ class ThreadedServer:
     def __init__(self, app: Any, settings: ServerSettings) -> None:
         self.app = app
         self.settings = settings
-        self.socket = bind(settings)
+        #: every address of ``bind`` (or ``host``/``port``); ``socket``/``url``: the first one
+        self.sockets = listen(settings, environ={}).all()
+        self.socket = self.sockets[0]
         self.url = url_of(settings, self.socket)
         address = self.socket.getsockname()
         self.host: str = address[0]
@@ -36,7 +38,7 @@ class ThreadedServer:
         asyncio.set_event_loop(self._loop)
         try:
             self._stop = asyncio.Event()
-            self._loop.run_until_complete(serve(self.app, self.settings, [self.socket], self._stop, self._started.set))
+            self._loop.run_until_complete(serve(self.app, self.settings, self.sockets, self._stop, self._started.set))
         except BaseException as error:  # reported to the thread that started us
             self._error = error
             if self._started.is_set():
@@ -45,9 +47,10 @@ class ThreadedServer:
             self._started.set()
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
-            self.socket.close()
+            for sock in self.sockets:
+                sock.close()
 
-    def start(self) -> "ThreadedServer":
+    def start(self) -> ThreadedServer:
         self._thread.start()
         if not self._started.wait(STARTUP_TIMEOUT):
             self.stop(timeout=1)
@@ -73,10 +76,10 @@ class ThreadedServer:
         if self._thread.is_alive():
             raise TimeoutError(f"server on {self.url} did not stop within {timeout}s")
 
-    def __enter__(self) -> "ThreadedServer":
+    def __enter__(self) -> ThreadedServer:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
