@@ -229,3 +229,14 @@ def test_a_worker_over_max_worker_memory_is_recycled_gracefully(script_server, s
     victim = int(re.search(r"\(pid (\d+)\)", line).group(1))
     assert victim in grown
     assert wait_for(lambda: not alive(victim), 20)
+
+
+def test_one_process_survives_sighup_and_refuses_recycling_keywords(script_server):
+    app = script_server(APP_SCRIPT, env=run_env("hypercorn", workers=1))
+    url = app.wait_ready()
+    app.signal(signal.SIGHUP)
+    assert wait_for(lambda: "SIGHUP ignored" in app.output, 10), app.output
+    assert httpx.get(url + "/pid").text == str(app.process.pid)
+    refused = script_server(APP_SCRIPT, env=run_env("hypercorn", workers=1, max_requests=10), name="refused.py")
+    assert refused.wait(20) != 0
+    assert "need workers >= 2" in refused.output

@@ -42,6 +42,8 @@ def run(app: Any, keywords: dict[str, Any]) -> None:
         raise SystemExit(reload.supervise(settings))
     from .serve import backend_for
 
+    if settings.workers == 1 and (settings.max_requests or settings.max_worker_memory):
+        raise ValueError("max_requests and max_worker_memory recycle workers: they need workers >= 2")
     check_supported = getattr(backend_for(app, settings.server), "check_supported", None)
     if check_supported is not None:  # refused here, once, rather than by every worker
         check_supported(settings)

@@ -7,7 +7,9 @@ Signals, in a serving process:
 * :data:`HANDOVER_SIGNAL` (SIGUSR2, sent by the supervisor only): stop at once (no drain_delay),
   the address living on in other processes (a recycled worker, a SIGHUP restart): the sockets
   shared with them are just closed here, the ``private`` ones drained as above;
-* a second SIGINT: exit at once.
+* a second SIGINT: exit at once;
+* SIGHUP: a worker ignores it (it is the supervisor's); a single process (``workers=1``) logs
+  that it cannot restart and keeps serving, rather than dying of it.
 """
 
 from __future__ import annotations
@@ -58,11 +60,15 @@ def serve_until_signalled(
 
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
+    handled = list(STOP_SIGNALS)
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # one process, no supervisor: not a restart
+        loop.add_signal_handler(signal.SIGHUP, log.warning, "SIGHUP ignored: a restart needs workers >= 2")
+        handled.append(signal.SIGHUP)
     try:
         on_loop(loop)
         loop.run_until_complete(serve(app, settings, sockets, stop, on_started, lambda: handover, wrap, private))
     finally:
-        for signum in STOP_SIGNALS:
+        for signum in handled:
             loop.remove_signal_handler(signum)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
