@@ -180,10 +180,10 @@ class Supervisor:
                 self.method,
                 ", ".join(str(w.pid) for w in self.workers),
             )
-            while self.state is not State.STOPPED:
+            while not self.stopped:
                 for event, worker in list(self.events()):
                     self.handle(event, worker)
-                    if self.state is State.STOPPED:
+                    if self.stopped:
                         break
                 else:
                     time.sleep(POLL_SECONDS)
@@ -191,6 +191,10 @@ class Supervisor:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    @property
+    def stopped(self) -> bool:
+        return self.state is State.STOPPED
 
     def on_signal(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGHUP:
