@@ -149,7 +149,6 @@ def test_every_action_of_the_table_is_a_supervisor_method():
             (E.GRACE_EXPIRED, S.STOPPED),
         ],
         [
-            (E.RELOAD, None),
             (E.WORKERS_READY, S.SERVING),
             (E.WORKER_RECYCLE, S.SERVING),
             (E.REPLACEMENT_READY, S.SERVING),
@@ -163,6 +162,13 @@ def test_every_action_of_the_table_is_a_supervisor_method():
             (E.FORCE, S.STOPPED),
         ],
         [(E.WORKERS_READY, S.SERVING), (E.RELOAD, S.RELOADING), (E.STOP, S.DRAINING), (E.WORKERS_GONE, S.STOPPED)],
+        # a SIGHUP while the workers start is not lost
+        [
+            (E.RELOAD, S.RELOADING),
+            (E.WORKERS_READY, None),
+            (E.SUCCESSOR_READY, S.DRAINING),
+            (E.WORKERS_GONE, S.STOPPED),
+        ],
     ],
 )
 def test_the_table_walks_the_supervisors_life(walk):

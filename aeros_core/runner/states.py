@@ -49,6 +49,7 @@ TRANSITIONS: dict[tuple[State, Event], tuple[str, State]] = {
     (S.STARTING, E.WORKER_STUCK): ("replace_worker", S.STARTING),
     (S.STARTING, E.GIVE_UP): ("stop_workers", S.DRAINING),
     (S.STARTING, E.STOP): ("stop_workers", S.DRAINING),
+    (S.STARTING, E.RELOAD): ("start_successor", S.RELOADING),
     (S.SERVING, E.STOP): ("stop_workers", S.DRAINING),
     (S.SERVING, E.RELOAD): ("start_successor", S.RELOADING),
     (S.SERVING, E.WORKER_DIED): ("replace_worker", S.SERVING),
