@@ -22,7 +22,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from .serve import new_event_loop, serve
+from .serve import close_loop, new_event_loop, serve
 from .settings import ServerSettings
 
 log = logging.getLogger("aeros")
@@ -70,6 +70,5 @@ def serve_until_signalled(
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+        close_loop(loop)
         asyncio.set_event_loop(None)

@@ -36,6 +36,18 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what still runs in ``loop`` (a backend may leave its lifespan task behind when the
+    startup fails), let it finish, then close the loop, as ``asyncio.run`` does."""
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+
+
 def announce_startup(
     app: Callable[..., Awaitable[None]], on_started: Callable[[], None]
 ) -> Callable[..., Awaitable[None]]:

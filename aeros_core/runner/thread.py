@@ -7,7 +7,7 @@ import logging
 import threading
 from typing import Any
 
-from .serve import new_event_loop, serve
+from .serve import close_loop, new_event_loop, serve
 from .settings import ServerSettings
 from .sockets import listen, url_of
 
@@ -45,8 +45,7 @@ class ThreadedServer:
                 log.exception("server on %s stopped with an error", self.url)
         finally:
             self._started.set()
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
+            close_loop(self._loop)
             for sock in self.sockets:
                 sock.close()
 
