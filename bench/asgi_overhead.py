@@ -152,6 +152,17 @@ def edge_only(**settings_keywords: Any) -> Any:
     return announce_startup(compose_asgi(raw_asgi_app, wrappers), lambda: None)
 
 
+def counted_entry(app: Any, **settings_keywords: Any) -> Any:
+    """The runner entry of a worker with ``max_requests``: the request counter wraps the app."""
+    from aeros_core.runner.heartbeat import RequestCounter
+    from aeros_core.runner.serve import announce_startup
+    from aeros_core.runner.settings import ServerSettings
+
+    settings = ServerSettings(**settings_keywords)
+    app.plugin_manager.hook.aeros_server_config(app=app, settings=settings)
+    return announce_startup(RequestCounter().wrap(app.asgi_entry(settings)), lambda: None)
+
+
 async def raw_asgi_app(scope: dict, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
@@ -209,6 +220,10 @@ def variants(only: list[str] | None = None) -> list[tuple[str, Callable[[], Any]
         (
             "aeros bare: runner entry, soft_limit=100",
             lambda: entry(aeros_app(), access_log_to_std=False, soft_limit=100),
+        ),
+        (
+            "aeros bare: runner entry, max_requests (request counter)",
+            lambda: counted_entry(aeros_app(), access_log_to_std=False),
         ),
     ]
     # The edge features alone around the raw ASGI app: each row against "edge-only: off".

@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "tests") not in sys.path:  # tests/supervision.py: helpers of the supervisor tests
+    sys.path.insert(0, str(ROOT / "tests"))
 
 
 class ScriptServer:

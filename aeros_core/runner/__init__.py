@@ -9,7 +9,7 @@ from typing import Any
 
 from . import fdlimit, logs
 from .settings import ServerSettings
-from .sockets import bind_per_worker, url_of
+from .sockets import INHERIT_ENV, listen, url_of
 
 log = logging.getLogger("aeros")
 
@@ -45,27 +45,36 @@ def run(app: Any, keywords: dict[str, Any]) -> None:
     settings = prepare(app, keywords)
     if settings.reload and not reload.is_child():
         raise SystemExit(reload.supervise(settings))
+    from .serve import backend_for
 
-    sockets = bind_per_worker(settings)
-    log.info(
-        "Running on %s (server: %s, workers: %d, pid %d)",
-        url_of(settings, sockets[0]),
-        settings.server,
-        settings.workers,
-        os.getpid(),
-    )
+    if settings.workers == 1 and (settings.max_requests or settings.max_worker_memory):
+        raise ValueError("max_requests and max_worker_memory recycle workers: they need workers >= 2")
+    check_supported = getattr(backend_for(app, settings.server), "check_supported", None)
+    if check_supported is not None:  # refused here, once, rather than by every worker
+        check_supported(settings)
+
+    listeners = listen(settings)
+    for variable in (INHERIT_ENV, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        os.environ.pop(variable, None)  # used: not for our children
+    for group in listeners.groups:
+        log.info(
+            "Running on %s (server: %s, workers: %d, pid %d)",
+            url_of(settings, group[0]),
+            settings.server,
+            settings.workers,
+            os.getpid(),
+        )
     try:
         if settings.workers == 1:
             from .process import serve_until_signalled
 
-            serve_until_signalled(app, settings, sockets)
+            serve_until_signalled(app, settings, listeners.for_worker(0))
         else:
             from .workers import Supervisor
 
-            code = Supervisor(app, settings, sockets).run()
+            code = Supervisor(app, settings, listeners).run()
             if code:
                 raise SystemExit(code)
     finally:
-        for sock in sockets:
-            sock.close()
+        listeners.close()
     log.info("Server stopped")

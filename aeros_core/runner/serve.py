@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from ..catalog import KNOWN_BACKENDS
 from .backend import ServerBackend
 from .lifecycle import Lifecycle, Phase
 from .settings import ServerSettings
+from .sockets import listen_if_bound, stop_accepting
 
 log = logging.getLogger("aeros")
 
@@ -32,6 +34,18 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what still runs in ``loop`` (a backend may leave its lifespan task behind when the
+    startup fails), let it finish, then close the loop, as ``asyncio.run`` does."""
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
 
 
 def announce_startup(
@@ -64,27 +78,46 @@ async def serve(
     sockets: list[socket.socket],
     stop: asyncio.Event,
     on_started: Callable[[], None] = lambda: None,
+    handing_over: Callable[[], bool] = lambda: False,
+    wrap: Callable[[Any], Any] | None = None,
+    private: list[socket.socket] | None = None,
 ) -> None:
     """Serve ``app`` on ``sockets`` with the configured backend until ``stop`` is set.
 
     Gives the server its own :class:`~aeros_core.runner.lifecycle.Lifecycle` (``settings.lifecycle``).
+    A socket bound but not yet listening starts listening when the app's startup completes.
+    When the stop comes, after ``drain_delay``, new handshakes are refused and the queued
+    connections accepted before the backend closes the sockets
+    (:func:`~aeros_core.runner.sockets.stop_accepting`); when ``handing_over()`` (the address
+    keeps serving from other processes: a recycled worker, a SIGHUP restart) there is no delay,
+    and only the ``private`` sockets (no other process serves them; default: all) are treated
+    so. ``wrap``: applied to the ASGI entry (the worker's request counter for ``max_requests``).
     """
     lifecycle = Lifecycle()
     settings = replace(settings, lifecycle=lifecycle)
     backend = backend_for(app, settings.server)
 
     def started() -> None:
+        for sock in sockets:
+            listen_if_bound(sock, settings.backlog)
         lifecycle.advance(Phase.SERVING)
         on_started()
 
     async def shutdown_trigger() -> None:
         await stop.wait()
         lifecycle.advance(Phase.DRAINING)
-        if settings.drain_delay:
-            await asyncio.sleep(settings.drain_delay)  # the load balancer sees ready_path 503 meanwhile
+        if handing_over():
+            await stop_accepting(sockets if private is None else private)
+        else:
+            if settings.drain_delay:
+                await asyncio.sleep(settings.drain_delay)  # the load balancer sees ready_path 503 meanwhile
+            await stop_accepting(sockets)
         lifecycle.advance(Phase.CLOSING)
 
-    entry = announce_startup(app.asgi_entry(settings), started)
+    entry = app.asgi_entry(settings)
+    if wrap is not None:
+        entry = wrap(entry)
+    entry = announce_startup(entry, started)
     try:
         await backend.serve(entry, settings, sockets, shutdown_trigger)
     finally:

@@ -7,9 +7,9 @@ import threading
 from typing import Any
 
 from .logs import logger_for
-from .serve import new_event_loop, serve
+from .serve import close_loop, new_event_loop, serve
 from .settings import ServerSettings
-from .sockets import bind, url_of
+from .sockets import listen, url_of
 
 STARTUP_TIMEOUT = 30.0
 
@@ -20,7 +20,9 @@ class ThreadedServer:
     def __init__(self, app: Any, settings: ServerSettings) -> None:
         self.app = app
         self.settings = settings
-        self.socket = bind(settings)
+        #: every address of ``bind`` (or ``host``/``port``); ``socket``/``url``: the first one
+        self.sockets = listen(settings, environ={}).all()
+        self.socket = self.sockets[0]
         self.url = url_of(settings, self.socket)
         address = self.socket.getsockname()
         self.host: str = address[0]
@@ -35,19 +37,18 @@ class ThreadedServer:
         asyncio.set_event_loop(self._loop)
         try:
             self._stop = asyncio.Event()
-            self._loop.run_until_complete(serve(self.app, self.settings, [self.socket], self._stop, self._started.set))
+            self._loop.run_until_complete(serve(self.app, self.settings, self.sockets, self._stop, self._started.set))
         except BaseException as error:  # reported to the thread that started us
             self._error = error
             if self._started.is_set():
                 logger_for(self.app).exception("server on %s stopped with an error", self.url)
         finally:
             self._started.set()
-            cancel_leftover_tasks(self._loop)
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
-            self.socket.close()
+            close_loop(self._loop)
+            for sock in self.sockets:
+                sock.close()
 
-    def start(self) -> "ThreadedServer":
+    def start(self) -> ThreadedServer:
         self._thread.start()
         if not self._started.wait(STARTUP_TIMEOUT):
             self.stop(timeout=1)
@@ -73,10 +74,10 @@ class ThreadedServer:
         if self._thread.is_alive():
             raise TimeoutError(f"server on {self.url} did not stop within {timeout}s")
 
-    def __enter__(self) -> "ThreadedServer":
+    def __enter__(self) -> ThreadedServer:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -88,17 +89,3 @@ def start_in_thread(app: Any, keywords: dict[str, Any]) -> ThreadedServer:
 
     settings = prepare(app, keywords, thread=True)
     return ThreadedServer(app, settings).start()
-
-
-def cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel the tasks a server left in ``loop`` and let them end, as ``asyncio.run`` does.
-
-    A task left pending when the loop closes (uvicorn's lifespan task, when the app stops
-    before the lifespan shutdown) is destroyed later, wherever the garbage collector runs,
-    with "Event loop is closed".
-    """
-    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))

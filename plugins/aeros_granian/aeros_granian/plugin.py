@@ -103,6 +103,11 @@ class GranianBackend:
 
     def check_supported(self, settings: ServerSettings) -> None:
         """Refuse, before serving, what this backend cannot do as asked."""
+        if settings.bind and len(settings.bind) > 1:
+            raise ValueError(
+                f"the granian backend serves one address, bind={settings.bind!r} lists {len(settings.bind)}; "
+                "use server='hypercorn' or server='uvicorn'"
+            )
         if not settings.include_server_header:
             raise ValueError(
                 "the granian backend cannot leave out the Server header (include_server_header=False); "
