@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -112,19 +113,32 @@ MALFORMED_CHUNKS = {
     "not-hex": CHUNKED + b"zz\r\nabc\r\n0\r\n\r\n",
     "0x-prefix": CHUNKED + b"0x5\r\nhello\r\n0\r\n\r\n",
     "overflowing-size": CHUNKED + b"ffffffffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+    "20-digit-size": CHUNKED + b"f" * 20 + b"\r\nabc\r\n0\r\n\r\n",  # h11 takes up to 20 digits
     "more-data-than-size": CHUNKED + b"3\r\nhelloworld\r\n0\r\n\r\n",
     "lf-only": CHUNKED + b"5\nhello\n0\n\n",
+    "lf-only-trailer": CHUNKED + b"5\r\nhello\r\n0\r\nx-t: 1\n\r\n",
 }
 
 
+@pytest.mark.parametrize("then", [b"", SMUGGLED], ids=["alone", "then-a-request"])
 @pytest.mark.parametrize("payload", MALFORMED_CHUNKS.values(), ids=MALFORMED_CHUNKS.keys())
-def test_malformed_chunked_bodies_never_get_a_5xx_and_close_the_connection(server, payload):
-    statuses, closed = exchange(server.port, payload + SMUGGLED)
+def test_malformed_chunked_bodies_get_400_and_a_closed_connection(server, payload, then):
+    """Alone too: bytes after a bare-LF chunk line made h11 fail on the CRLF it found there, and
+    without them Hypercorn waited for the rest of the body, unanswered."""
+    statuses, closed = exchange(server.port, payload + then)
+    if server.backend == "granian" and payload == MALFORMED_CHUNKS["lf-only-trailer"]:
+        # hyper takes a trailer line ended by a bare LF (docs/getting-started.md): it answers
+        # the request, or waits for the rest of the trailer; never the bytes after the body
+        assert statuses in ([], [200]), statuses
+        return
+    assert statuses == [400], f"{server.backend}: {statuses} (the bytes after the body must not be answered)"
     assert closed, f"{server.backend}: connection left open"
-    assert all(status < 500 for status in statuses), f"{server.backend}: {statuses}"
-    assert len(statuses) <= 1, f"{server.backend}: {statuses} (the bytes after the body were answered)"
-    if statuses:
-        assert statuses[0] == 400, f"{server.backend}: {statuses}"
+
+
+def test_a_valid_chunked_body_with_extensions_and_trailers_then_a_request_on_the_same_connection(server):
+    body = CHUNKED + b"5;name=value\r\nhello\r\nA\r\n0123456789\r\n0\r\nx-trailer: 1\r\n\r\n"
+    statuses, _ = exchange(server.port, body + b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    assert statuses == [200, 200], f"{server.backend}: {statuses}"
 
 
 def test_a_response_before_the_body_was_read_closes_the_connection(server):
@@ -204,3 +218,81 @@ def test_the_h11_internal_used_is_there():
     connection.receive_data(b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n")
     assert type(connection.next_event()) is h11.Request
     assert chunked(connection)
+
+
+# --- StrictH11Connection's chunked framing, read by read --------------------------------------
+
+
+def h11_events(connection: Any, reads: list[bytes]) -> list[str]:
+    """Feed ``reads`` one by one; the events' names, answering each request; "400" when refused."""
+    import h11
+
+    names = []
+    try:
+        for data in reads:
+            connection.receive_data(data)
+            while (event := connection.next_event()) is not h11.NEED_DATA:
+                names.append(type(event).__name__)
+                if type(event) is h11.EndOfMessage:
+                    connection.send(h11.Response(status_code=200, headers=[(b"content-length", b"0")]))
+                    connection.send(h11.EndOfMessage())
+                    connection.start_next_cycle()
+    except h11.RemoteProtocolError as error:
+        names.append(str(error.error_status_hint))
+    return names
+
+
+CHUNKED_HEAD = CHUNKED.replace(b"POST /", b"POST /upload")
+VALID_BODY = b"5;a=b\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nx-t: 1\r\n\r\n"
+NEXT = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1000])
+def test_a_valid_chunked_body_in_reads_of_any_size_is_read_and_the_next_request_too(size: int) -> None:
+    from aeros_core.builtins.h11_connection import StrictH11Connection
+
+    data = CHUNKED_HEAD + VALID_BODY + NEXT
+    connection = StrictH11Connection(16384)
+    names = h11_events(connection, [data[i : i + size] for i in range(0, len(data), size)])
+    assert names[0] == "Request" and names[-3:] == ["EndOfMessage", "Request", "EndOfMessage"], names
+    assert "receive_data" not in vars(connection)  # h11's own again after the body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"5\nhello\n0\n\n",
+        b"5\r\nhello\n0\r\n\r\n",
+        b"5\r\nhelloX\r\n0\r\n\r\n",
+        b"5\r\nhello\r\n" + b"f" * 17 + b"\r\n",
+        b"5\r\nhello\r\n0\r\nx-t: 1\n\r\n",
+        b"5\r\nhello\r\n0\n\n",
+        b"5\r" + b";" * 5000,  # a chunk-size line without end
+        b" 5\r\nhello\r\n0\r\n\r\n",
+    ],
+)
+def test_a_malformed_chunked_body_is_refused_whatever_the_reads_it_arrives_in(body: bytes) -> None:
+    """After the head (once the app has the request, read by read) as well as with it."""
+    from aeros_core.builtins.h11_connection import StrictH11Connection
+
+    for split in range(len(body) + 1):
+        reads = [CHUNKED_HEAD + body[:split], *(body[i : i + 1] for i in range(split, len(body)))]
+        names = h11_events(StrictH11Connection(16384), reads)
+        assert names[-1] == "400", (split, names)
+        assert "EndOfMessage" not in names, (split, names)
+
+
+def test_only_a_chunked_body_is_followed() -> None:
+    """A request without a chunked body costs nothing more: h11's ``receive_data`` stays."""
+    from aeros_core.builtins.h11_connection import StrictH11Connection
+
+    connection = StrictH11Connection(16384)
+    assert h11_events(connection, [POST + b"content-length: 5\r\n\r\n", b"hel", b"lo"]) == [
+        "Request",
+        "Data",
+        "Data",
+        "EndOfMessage",
+    ]
+    assert "receive_data" not in vars(connection)
+    h11_events(connection, [CHUNKED_HEAD + b"5\r\nhel"])
+    assert vars(connection)["receive_data"] == connection.receive_chunked
