@@ -130,7 +130,10 @@ async def flood_and_measure(port: int) -> list[float | None]:
 GRANIAN_MARGINAL = pytest.mark.xfail(
     reason="granian cannot evict idle connections (its Rust server counts them, backpressure): normal "
     "clients queued behind the flood wait for header_timeout (2 s here) to free slots; measured 60/60 "
-    "with the slowest at 1.9 s in most runs, 54/60 in one",
+    "in 5 of 5 runs with the slowest at 1.77-1.92 s (no margin), 54/60 once; backpressure 2000 or 400 "
+    "did worse (54/60, 48/60); no public granian option "
+    "frees slots earlier without shortening header_timeout and keep_alive_timeout (hyper's one "
+    "header_read_timeout: at 1 s the slowest was 0.7-0.87 s); plugins/aeros_granian/README.md",
     strict=False,
 )
 
