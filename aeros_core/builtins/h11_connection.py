@@ -1,4 +1,4 @@
-"""h11's connection with two framing rules h11 leaves out, closing in the drain (Hypercorn backend).
+"""h11's connection with the framing rules h11 leaves out, closing in the drain (Hypercorn backend).
 
 * A request with both ``Content-Length`` and ``Transfer-Encoding`` is refused (400) and the
   connection closed: h11 reads such a body as chunked and keeps the connection open, so bytes
