@@ -143,7 +143,7 @@ def fleet(script_server, tmp_path: Path) -> Iterator[tuple[list[Instance], Tool,
         for instance in instances:  # SIGHUP's successors are not the test's children
             if instance.supervisor and alive(instance.supervisor):
                 os.kill(instance.supervisor, signal.SIGTERM)
-                wait_for(lambda: not alive(instance.supervisor), "a supervisor to stop", 30)
+                wait_for(lambda pid=instance.supervisor: not alive(pid), "a supervisor to stop", 30)
         redis.kill()
 
 
@@ -153,6 +153,13 @@ def failed(load: Load) -> int:
 
 def sent(load: Load) -> int:
     return load.ok + failed(load)
+
+
+def logged(log: Path, request_id: str) -> dict[str, Any]:
+    """The access-log line of that request (JSON)."""
+    return wait_for(
+        lambda: next((r for r in log_records(log) if r["request_id"] == request_id), None), "the access-log line"
+    )
 
 
 def serving(instance: Instance, load: Load) -> set[int]:
@@ -172,7 +179,7 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
             instance.server.signal(signal.SIGTERM)
             assert instance.server.wait(30) == 0, instance.output()
             start(instance)
-            answered = wait_for(lambda: serving(instance, load), "the restarted instance to answer", 30)
+            answered = wait_for(lambda i=instance: serving(i, load), "the restarted instance to answer", 30)
             assert answered
         figures.append(f"SIGTERM x3: {sent(load) - mark} requests, {failed(load)} failed {load.summary()}")
         assert failed(load) == 0, load.summary()
@@ -187,7 +194,7 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
             match = re.search(r"new supervisor pid (\d+) serves", instance.output())
             assert match, instance.output()
             instance.supervisor = int(match.group(1))
-            after = wait_for(lambda: serving(instance, load), "the new workers to answer", 30)
+            after = wait_for(lambda i=instance: serving(i, load), "the new workers to answer", 30)
             assert not after & before and instance.supervisor != old
             assert not any(alive(pid) for pid in before)
             figures.append(f"SIGHUP instance {instance.number}: workers {sorted(before)} -> {sorted(after)}")
@@ -220,10 +227,7 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
             assert response.headers["x-request-id"] == answer["rid"]
             assert answer["url"] == f"{haproxy.url}/who", answer
             (instance,) = [i for i in instances if answer["pid"] in workers_of(i.supervisor)]
-            record = wait_for(
-                lambda: next((r for r in log_records(instance.log) if r["request_id"] == answer["rid"]), None),
-                "the access-log line",
-            )
+            record = logged(instance.log, answer["rid"])
             assert record["client"] == CLIENT and record["path"] == "/who" and record["status"] == 200
             checked += 1
         # directly, from an untrusted address: the forwarding headers and the request id change nothing
@@ -232,10 +236,7 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
         answer = response.json()
         assert answer["addr"] == CLIENT and answer["url"] == f"{direct}/who", answer
         assert answer["rid"] != "chosen-by-client" and response.headers["x-request-id"] == answer["rid"]
-        record = wait_for(
-            lambda: next((r for r in log_records(instances[0].log) if r["request_id"] == answer["rid"]), None),
-            "the access-log line",
-        )
+        record = logged(instances[0].log, answer["rid"])
         assert record["client"] == CLIENT
         checked += 1
     lines = sum(len(log_records(i.log)) for i in instances)
