@@ -54,6 +54,7 @@ def _redis_process() -> type:
 
 
 FLEET_APP = """
+import asyncio
 import os
 from aeros import RedisCache, WebServer, request_id
 from quart import request, url_for
@@ -68,6 +69,11 @@ async def pid():
 @app.cache(timeout=60)
 async def cached():
     return "cached by " + str(os.getpid())
+
+@app.route("/slow")
+async def slow():
+    await asyncio.sleep(0.2)  # in flight when its worker is told to stop
+    return "slept in " + str(os.getpid())
 
 @app.route("/who")
 async def who():
@@ -170,7 +176,11 @@ def serving(instance: Instance, load: Load) -> set[int]:
 def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
     instances, haproxy, (start, redis) = fleet
     figures: list[str] = []
-    with Load(haproxy.url, clients=5, path="/pid") as load, Load(haproxy.url, clients=1, path="/cached") as cached:
+    with (
+        Load(haproxy.url, clients=5, path="/pid") as load,
+        Load(haproxy.url, clients=1, path="/cached") as cached,
+        Load(haproxy.url, clients=2, path="/slow") as slow,
+    ):
         wait_for(lambda: all(serving(i, load) for i in instances), "every instance to answer through HAProxy")
 
         # 1. rolling restart: SIGTERM (drain_delay=2: /readyz 503, HAProxy takes it out, then it closes)
@@ -212,8 +222,9 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
             f"max_requests: {sent(load) - mark} requests, recycled {[i.recycled() - r for i, r in zip(instances, recycled)]}"
             f" (whole run: {[i.recycled() for i in instances]}), {failed(load)} failed"
         )
-    figures.append(f"whole run: /pid {load.summary()}, /cached {cached.summary()}")
-    assert failed(load) == failed(cached) == 0, (load.summary(), cached.summary())
+    figures.append(f"whole run: /pid {load.summary()}, /cached {cached.summary()}, /slow {slow.summary()}")
+    assert failed(load) == failed(cached) == failed(slow) == 0, (load.summary(), cached.summary(), slow.summary())
+    assert slow.ok > 0
     assert cached.ok > 0 and int(redis.command("DBSIZE")[1:].split()[0]) > 0, "the cached route used Redis"
 
     # 4. the access log: the real client and HAProxy's request id, on every instance
