@@ -1,7 +1,8 @@
 """Issue 13, the fleet on one machine, real parts only: three aeros instances (``workers=2`` each,
 ``max_requests=500``) behind a real HAProxy started from docs/deployment.md's configuration
 (health-checking ``ready_path``), sharing a real redis-server, under constant load through HAProxy:
-a rolling SIGTERM restart, a rolling SIGHUP restart and the recycling of workers fail no request;
+a rolling SIGTERM restart, a killed instance, a rolling SIGHUP restart and the recycling of workers
+fail no request;
 the access log (JSON) shows the real client and the request id HAProxy set; a client that talks to
 an instance directly cannot spoof its address, host or request id.
 
@@ -192,6 +193,23 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
             answered = wait_for(lambda i=instance: serving(i, load), "the restarted instance to answer", 30)
             assert answered
         figures.append(f"SIGTERM x3: {sent(load) - mark} requests, {failed(load)} failed {load.summary()}")
+        assert failed(load) == 0, load.summary()
+
+        # 1b. a crash: an instance's supervisor and workers killed, then started again; until the health
+        # check takes it out, HAProxy retries on another server (docs: retries, retry-on, redispatch)
+        mark = sent(load)
+        crashed = instances[0]
+        workers = workers_of(crashed.supervisor)
+        crashed.server.signal(signal.SIGKILL)
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        crashed.server.wait(30)
+        wait_for(lambda: not any(alive(pid) for pid in workers), "the killed workers to be gone", 30)
+        start(crashed)
+        wait_for(lambda: serving(crashed, load), "the restarted instance to answer", 30)
+        figures.append(
+            f"SIGKILL instance 0 (+{len(workers)} workers): {sent(load) - mark} requests, {failed(load)} failed"
+        )
         assert failed(load) == 0, load.summary()
 
         # 2. rolling restart: SIGHUP (the supervisor runs its command line again on the same sockets)
