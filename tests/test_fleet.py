@@ -147,10 +147,12 @@ def fleet(script_server, tmp_path: Path) -> Iterator[tuple[list[Instance], Tool,
     finally:
         if haproxy is not None:
             haproxy.stop()
-        for instance in instances:  # SIGHUP's successors are not the test's children
-            if instance.supervisor and alive(instance.supervisor):
-                os.kill(instance.supervisor, signal.SIGTERM)
-                wait_for(lambda pid=instance.supervisor: not alive(pid), "a supervisor to stop", 30)
+        for instance in instances:  # SIGHUP's successors are not the test's children (even a failed test's)
+            successors = {int(pid) for pid in re.findall(r"new supervisor pid (\d+)", instance.output())}
+            for pid in successors | {instance.supervisor}:
+                if pid and alive(pid):
+                    os.kill(pid, signal.SIGTERM)
+                    wait_for(lambda pid=pid: not alive(pid), "a supervisor to stop", 30)
         redis.kill()
 
 
