@@ -164,6 +164,14 @@ def sent(load: Load) -> int:
     return load.ok + failed(load)
 
 
+TAKEN_OUT_AND_BACK = [("DOWN", "Layer7 wrong status"), ("UP", "Layer7 check passed")]
+
+
+def haproxy_events(haproxy: Tool) -> list[tuple[str, str, str]]:
+    """HAProxy's health-check verdicts, in order: (server, "DOWN"|"UP", reason)."""
+    return re.findall(r"Server shop/(app\d) is (DOWN|UP), reason: ([^,]+),", haproxy.log.read_text())
+
+
 def logged(log: Path, request_id: str) -> dict[str, Any]:
     """The access-log line of that request (JSON)."""
     return wait_for(
@@ -176,6 +184,7 @@ def serving(instance: Instance, load: Load) -> set[int]:
     return workers_of(instance.supervisor) & load.pids
 
 
+@pytest.mark.timeout(240)  # about 40 s; 60 s under coverage
 def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
     instances, haproxy, (start, redis) = fleet
     figures: list[str] = []
@@ -194,6 +203,10 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
             start(instance)
             answered = wait_for(lambda i=instance: serving(i, load), "the restarted instance to answer", 30)
             assert answered
+        # HAProxy took each out because /readyz said 503 (drain_delay), not because it refused connections
+        events = haproxy_events(haproxy)
+        expected = [(f"app{n}", state, reason) for n in (1, 2, 3) for state, reason in TAKEN_OUT_AND_BACK]
+        assert events == expected, haproxy.log.read_text()
         figures.append(f"SIGTERM x3: {sent(load) - mark} requests, {failed(load)} failed {load.summary()}")
         assert failed(load) == 0, load.summary()
 
@@ -209,6 +222,9 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
         wait_for(lambda: not any(alive(pid) for pid in workers), "the killed workers to be gone", 30)
         start(crashed)
         wait_for(lambda: serving(crashed, load), "the restarted instance to answer", 30)
+        assert haproxy_events(haproxy)[len(expected) :] == [("app1", "DOWN", "Layer4 connection problem")] + [
+            ("app1", "UP", "Layer7 check passed")
+        ], haproxy.log.read_text()
         figures.append(
             f"SIGKILL instance 0 (+{len(workers)} workers): {sent(load) - mark} requests, {failed(load)} failed"
         )
@@ -228,6 +244,8 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
             assert not after & before and instance.supervisor != old
             assert not any(alive(pid) for pid in before)
             figures.append(f"SIGHUP instance {instance.number}: workers {sorted(before)} -> {sorted(after)}")
+        down = [event for event in haproxy_events(haproxy)[len(expected) + 2 :] if event[1] == "DOWN"]
+        figures.append(f"SIGHUP x3: HAProxy marked {len(down)} server(s) down")
         figures.append(f"SIGHUP x3: {sent(load) - mark} requests, {failed(load)} failed")
         assert failed(load) == 0, load.summary()
 
