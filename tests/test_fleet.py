@@ -3,8 +3,9 @@
 (health-checking ``ready_path``), sharing a real redis-server, under constant load through HAProxy:
 a rolling SIGTERM restart, a killed instance, a rolling SIGHUP restart and the recycling of workers
 fail no request;
-the access log (JSON) shows the real client and the request id HAProxy set; a client that talks to
-an instance directly cannot spoof its address, host or request id.
+the access log (JSON) shows the real client and the request id HAProxy set, with X-Forwarded-For
+and with the PROXY protocol; a client that talks to an instance directly cannot spoof its address,
+host or request id.
 
 Failures are counted by the client (tests/supervision.py's ``Load``): a non-200 answer, a
 connection closed or reset under a request, a request without an answer within 3 s, a refused
@@ -18,6 +19,7 @@ import os
 import re
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +87,8 @@ if __name__ == "__main__":
     app.run(host="127.0.0.1", port=int(os.environ["PORT"]), workers=2, trusted_proxies=["127.0.0.1"],
             health_path="/healthz", ready_path="/readyz", drain_delay=float(os.environ["DRAIN"]),
             graceful_timeout=5, access_log_format="json", access_log_to_std=False,
-            access_log_file=os.environ["ACCESS_LOG"], max_requests=int(os.environ["MAX_REQUESTS"]))
+            access_log_file=os.environ["ACCESS_LOG"], max_requests=int(os.environ["MAX_REQUESTS"]),
+            proxy_protocol=os.environ["PROXY_PROTOCOL"] == "1")
 """
 
 
@@ -107,17 +110,19 @@ class Instance:
         return len(re.findall(r"recycled after \d+ requests", self.output()))
 
 
-def fleet_haproxy_config(ports: list[int], port: int) -> str:
+def fleet_haproxy_config(ports: list[int], port: int, proxy_protocol: bool = False) -> str:
     """The documented configuration, with the test's addresses and faster health checks (drain_delay=2)."""
     config = block("haproxy", "frontend www")
+    if proxy_protocol:  # the documented backend that sends the PROXY protocol
+        config = config[: config.index("\nbackend shop") + 1] + block("haproxy", "send-proxy-v2")
     config = substitute(config, "bind :80", f"bind 127.0.0.1:{port}")
     config = substitute(config, "inter 1s fall 2 rise 2", "inter 200ms fall 2 rise 2")
     servers = "\n    ".join(f"server app{n + 1} 127.0.0.1:{p} check" for n, p in enumerate(ports))
     return substitute(config, "server app1 127.0.0.1:8000 check", servers)
 
 
-@pytest.fixture
-def fleet(script_server, tmp_path: Path) -> Iterator[tuple[list[Instance], Tool, Any]]:
+@contextmanager
+def running_fleet(script_server, tmp_path: Path, proxy_protocol: bool = False) -> Iterator[Any]:
     redis = _redis_process()(tmp_path)
     redis.start()
     instances = [Instance(n, free_port(), tmp_path / f"access-{n}.log") for n in range(3)]
@@ -130,17 +135,21 @@ def fleet(script_server, tmp_path: Path) -> Iterator[tuple[list[Instance], Tool,
             "DRAIN": str(DRAIN_DELAY),
             "ACCESS_LOG": str(instance.log),
             "MAX_REQUESTS": str(MAX_REQUESTS),
+            "PROXY_PROTOCOL": "1" if proxy_protocol else "0",
         }
         instance.server = script_server(FLEET_APP, env=env, name="fleet_app.py")
         instance.outputs.append(instance.server)
-        instance.server.wait_ready()
+        if proxy_protocol:  # a request without a PROXY header is closed: the announcement only
+            wait_for(lambda: instance.server.url, "the instance to announce its address")
+        else:
+            instance.server.wait_ready()
         instance.supervisor = instance.server.process.pid
 
     try:
         for instance in instances:
             start(instance)
         path = tmp_path / "haproxy.cfg"
-        path.write_text(fleet_haproxy_config([i.port for i in instances], free_port()))
+        path.write_text(fleet_haproxy_config([i.port for i in instances], free_port(), proxy_protocol))
         port = int(re.search(r"bind 127\.0\.0\.1:(\d+)", path.read_text()).group(1))
         haproxy = Tool(["haproxy", "-db", "-f", str(path)], port, tmp_path / "haproxy.out")
         yield instances, haproxy, (start, redis)
@@ -154,6 +163,12 @@ def fleet(script_server, tmp_path: Path) -> Iterator[tuple[list[Instance], Tool,
                     os.kill(pid, signal.SIGTERM)
                     wait_for(lambda pid=pid: not alive(pid), "a supervisor to stop", 30)
         redis.kill()
+
+
+@pytest.fixture
+def fleet(script_server, tmp_path: Path) -> Iterator[tuple[list[Instance], Tool, Any]]:
+    with running_fleet(script_server, tmp_path) as running:
+        yield running
 
 
 def failed(load: Load) -> int:
@@ -170,6 +185,11 @@ TAKEN_OUT_AND_BACK = [("DOWN", "Layer7 wrong status"), ("UP", "Layer7 check pass
 def haproxy_events(haproxy: Tool) -> list[tuple[str, str, str]]:
     """HAProxy's health-check verdicts, in order: (server, "DOWN"|"UP", reason)."""
     return re.findall(r"Server shop/(app\d) is (DOWN|UP), reason: ([^,]+),", haproxy.log.read_text())
+
+
+def instance_of(instances: list[Instance], pid: int) -> Instance:
+    (instance,) = [i for i in instances if pid in workers_of(i.supervisor)]
+    return instance
 
 
 def logged(log: Path, request_id: str) -> dict[str, Any]:
@@ -275,7 +295,7 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
             assert answer["addr"] == CLIENT and UUID.fullmatch(answer["rid"]), answer
             assert response.headers["x-request-id"] == answer["rid"]
             assert answer["url"] == f"{haproxy.url}/who", answer
-            (instance,) = [i for i in instances if answer["pid"] in workers_of(i.supervisor)]
+            instance = instance_of(instances, answer["pid"])
             record = logged(instance.log, answer["rid"])
             assert record["client"] == CLIENT and record["path"] == "/who" and record["status"] == 200
             checked += 1
@@ -292,3 +312,23 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
     figures.append(f"access log: {checked} lines checked (of {lines} written)")
     with capsys.disabled():
         print("\nfleet figures:\n  " + "\n  ".join(figures))
+
+
+def test_fleet_behind_haproxy_with_the_proxy_protocol(script_server, tmp_path):
+    """The documented send-proxy-v2 backend in front of the three instances (``proxy_protocol=True``):
+    every instance logs the real client and HAProxy's request id."""
+    spoof = {"X-Forwarded-For": "6.6.6.6", "X-Request-ID": "chosen-by-client"}
+    with running_fleet(script_server, tmp_path, proxy_protocol=True) as (instances, haproxy, _), client() as http:
+        wait_for(lambda: http.get(haproxy.url + "/who").status_code == 200, "HAProxy to route")
+        seen = set()
+        for _ in range(6):  # round robin: two on each instance
+            response = http.get(haproxy.url + "/who", headers=spoof)
+            answer = response.json()
+            assert answer["addr"] == CLIENT and UUID.fullmatch(answer["rid"]), answer
+            assert response.headers["x-request-id"] == answer["rid"]
+            instance = instance_of(instances, answer["pid"])
+            record = logged(instance.log, answer["rid"])
+            assert record["client"] == CLIENT and record["path"] == "/who" and record["status"] == 200
+            seen.add(instance.number)
+        assert seen == {0, 1, 2}
+        assert haproxy_events(haproxy) == [], haproxy.log.read_text()  # the checks pass with a PROXY header
