@@ -116,7 +116,12 @@ def fleet_haproxy_config(ports: list[int], port: int, proxy_protocol: bool = Fal
     if proxy_protocol:  # the documented backend that sends the PROXY protocol
         config = config[: config.index("\nbackend shop") + 1] + block("haproxy", "send-proxy-v2")
     config = substitute(config, "bind :80", f"bind 127.0.0.1:{port}")
-    config = substitute(config, "inter 1s fall 2 rise 2", "inter 200ms fall 2 rise 2")
+    # a check answers within 1 s (the documented inter 1s), even on a busy machine
+    config = substitute(
+        config,
+        "    default-server inter 1s fall 2 rise 2",
+        "    timeout check 1s\n    default-server inter 200ms fall 2 rise 2",
+    )
     servers = "\n    ".join(f"server app{n + 1} 127.0.0.1:{p} check" for n, p in enumerate(ports))
     return substitute(config, "server app1 127.0.0.1:8000 check", servers)
 
@@ -242,9 +247,9 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
         wait_for(lambda: not any(alive(pid) for pid in workers), "the killed workers to be gone", 30)
         start(crashed)
         wait_for(lambda: serving(crashed, load), "the restarted instance to answer", 30)
-        assert haproxy_events(haproxy)[len(expected) :] == [("app1", "DOWN", "Layer4 connection problem")] + [
-            ("app1", "UP", "Layer7 check passed")
-        ], haproxy.log.read_text()
+        # HAProxy took it out (a refused connection, or the restarted instance's 503 while it starts)
+        states = [(server, state) for server, state, _ in haproxy_events(haproxy)[len(expected) :]]
+        assert states == [("app1", "DOWN"), ("app1", "UP")], haproxy.log.read_text()
         figures.append(
             f"SIGKILL instance 0 (+{len(workers)} workers): {sent(load) - mark} requests, {failed(load)} failed"
         )
