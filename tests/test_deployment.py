@@ -388,14 +388,14 @@ def systemd_unit(text: str) -> dict[str, dict[str, list[str]]]:
 
 def test_systemd_units_parse_and_match(tmp_path):
     keywords = documented_run_keywords()
-    socket_unit = systemd_unit(block("ini", "[Socket]"))
+    socket_unit = systemd_unit(block("ini", "listening socket"))
     service = systemd_unit(block("ini", "[Service]"))
     assert socket_unit["Socket"]["ListenStream"] == ["127.0.0.1:8000"]
     assert "shop.socket" in service["Unit"]["Requires"][0]
     assert int(service["Service"]["TimeoutStopSec"][0]) > keywords["drain_delay"] + keywords["graceful_timeout"]
     assert service["Service"]["KillSignal"] == ["SIGTERM"]
     if shutil.which("systemd-analyze"):  # systemd's own checker, where it is installed
-        (tmp_path / "shop.socket").write_text(block("ini", "[Socket]"))
+        (tmp_path / "shop.socket").write_text(block("ini", "listening socket"))
         service_text = substitute(
             block("ini", "[Service]"), "/srv/shop/.venv/bin/python app.py", f"{sys.executable} app.py"
         )
