@@ -134,7 +134,10 @@ def test_malformed_bodies_are_a_400_everywhere(servers, backend: str, name: str)
     urls, records = servers
     body, content_type = MALFORMED[name]
     before = len(records.records)
-    with httpx.Client(base_url=urls[backend], timeout=30) as client:
+    # One connection per request: the subject is the bodies; a kept-alive connection that the server
+    # closes when idle (keep_alive_timeout) while the next request is sent is a race of HTTP/1.1 itself.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=urls[backend], timeout=30, limits=fresh) as client:
         for path in ("/quart/json", "/quart/get_json", "/easy/json"):
             answer = client.post(path, content=body, headers={"Content-Type": content_type})
             assert answer.status_code == 400, (path, answer.status_code, answer.text[:300])
@@ -148,7 +151,10 @@ def test_malformed_bodies_are_a_400_everywhere(servers, backend: str, name: str)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_utf16_and_a_byte_order_mark_are_read(servers, backend: str) -> None:
     urls, _ = servers
-    with httpx.Client(base_url=urls[backend], timeout=30) as client:
+    # One connection per request: the subject is the bodies; a kept-alive connection that the server
+    # closes when idle (keep_alive_timeout) while the next request is sent is a race of HTTP/1.1 itself.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=urls[backend], timeout=30, limits=fresh) as client:
         for body in ('{"a": "é"}'.encode("utf-16"), b'\xef\xbb\xbf{"a": "\xc3\xa9"}'):
             for path in ("/quart/json", "/easy/json"):
                 answer = client.post(path, content=body, headers={"Content-Type": "application/json"})
@@ -287,7 +293,10 @@ def test_fuzzed_requests_never_get_a_5xx_nor_log_a_traceback(servers, backend: s
     urls, records = servers
     before = len(records.records)
     seen: list[int] = []
-    with httpx.Client(base_url=urls[backend], timeout=30) as client:
+    # One connection per request: the subject is the bodies; a kept-alive connection that the server
+    # closes when idle (keep_alive_timeout) while the next request is sent is a race of HTTP/1.1 itself.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=urls[backend], timeout=30, limits=fresh) as client:
 
         @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(path=PATHS, body=BODIES, content_type=CONTENT_TYPES, query=QUERIES)
