@@ -18,10 +18,34 @@ loopback port for the test and stops it afterwards::
     @pytest.mark.parametrize("server", installed_backends())
     def test_home_on_every_server(serve, app, server):
         assert httpx.get(serve(app, server=server).url + "/").status_code == 200
+
+``app_process(source)`` runs a script as a real process (``app.run(workers=2)``, signals):
+:class:`AppProcess` reads its output, knows its URL once it logged ``Running on``, and is stopped
+with SIGTERM at teardown::
+
+    def test_two_workers(app_process):
+        server = app_process('''
+            from aeros import WebServer
+            app = WebServer(__name__)
+            @app.route("/pid")
+            async def pid(): return "ok"
+            if __name__ == "__main__":
+                app.run(port=0, workers=2)
+        ''')
+        url = server.wait_ready()          # announced, and /pid answers 200
 """
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator
 
 import pytest
@@ -84,3 +108,106 @@ async def async_client(live_server: ThreadedServer) -> AsyncIterator[Any]:
 
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
         yield client
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes (None)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+class AppProcess:
+    """A Python script run as a real process; ``url`` once it logged ``Running on URL``."""
+
+    def __init__(self, path: Path, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+        self.path = path
+        self.lines: list[str] = []
+        self.url: str | None = None
+        self._announced = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, *(args or [str(path)])],
+            cwd=path.parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            match = re.search(r"Running on (https?://\S+)", line)
+            if match and self.url is None:
+                self.url = match.group(1)
+                self._announced.set()
+        self._announced.set()
+
+    @property
+    def output(self) -> str:
+        """Everything the process wrote so far (stdout and stderr)."""
+        return "".join(self.lines)
+
+    def wait_ready(self, path: str = "/pid", timeout: float = 30) -> str:
+        """Wait for the announcement, then for a 200 on ``path``; returns the URL."""
+        import httpx
+
+        if not self._announced.wait(timeout) or self.url is None:
+            raise AssertionError(f"the app did not announce itself:\n{self.output}")
+        url = self.url
+
+        def answers() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the app exited with code {self.process.returncode}:\n{self.output}")
+            try:
+                return httpx.get(url + path, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        if not wait_for(answers, timeout):
+            raise AssertionError(f"the app never answered {path}:\n{self.output}")
+        return url
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after 20 s; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._reader.join(5)
+        return self.process.returncode
+
+
+@pytest.fixture
+def app_process(tmp_path: Path) -> Iterator[Callable[..., AppProcess]]:
+    """Factory: ``app_process(source, env=None, name="app.py", args=None)`` writes the script and starts it."""
+    started: list[AppProcess] = []
+
+    def start(
+        source: str, env: dict[str, str] | None = None, name: str = "app.py", args: list[str] | None = None
+    ) -> AppProcess:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(source))
+        started.append(AppProcess(path, env, args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()

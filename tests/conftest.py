@@ -2,89 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
 import sys
 import textwrap
-import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
+
+from aeros_core.testing import AppProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:  # tests/supervision.py: helpers of the supervisor tests
     sys.path.insert(0, str(ROOT / "tests"))
 
 
-class ScriptServer:
-    """A Python script run as a real process that serves on a port it announces on stderr."""
-
-    def __init__(self, path: Path, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
-        self.path = path
-        self.lines: list[str] = []
-        self.url: str | None = None
-        self._announced = threading.Event()
-        self.process = subprocess.Popen(
-            [sys.executable, *(args or [str(path)])],
-            cwd=path.parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            match = re.search(r"Running on (https?://\S+)", line)
-            if match and self.url is None:
-                self.url = match.group(1)
-                self._announced.set()
-        self._announced.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_ready(self, timeout: float = 20) -> str:
-        """Wait for the announcement, then for a 200 on /pid."""
-        if not self._announced.wait(timeout) or self.url is None:
-            raise AssertionError(f"server did not announce itself:\n{self.output}")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/pid", timeout=2).status_code == 200:
-                    return self.url
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"server never answered:\n{self.output}")
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self, timeout: float = 30) -> int:
-        return self.process.wait(timeout)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._reader.join(5)
+#: the core tests' name for :class:`aeros_core.testing.AppProcess`
+ScriptServer = AppProcess
 
 
 @pytest.fixture

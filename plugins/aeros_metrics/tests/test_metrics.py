@@ -15,7 +15,7 @@ import pytest
 from aeros import WebServer
 from aeros_core.testing import installed_backends
 
-from .conftest import wait_for
+from aeros_core.testing import wait_for
 
 
 def plugin_of(app: WebServer) -> Any:

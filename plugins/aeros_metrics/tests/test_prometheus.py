@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import wait_for
+from aeros_core.testing import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
-import signal
 import threading
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from aeros import WebServer
 from aeros_core.testing import installed_backends
 
-from .conftest import wait_for
+from aeros_core.testing import wait_for
 
 WORKERS_APP = """
     import os
