@@ -44,7 +44,7 @@ def test_bind_serves_ipv4_ipv6_and_a_unix_socket_at_once(script_server, server, 
     assert ipv4.startswith("http://127.0.0.1:") and ipv6.startswith("http://[::1]:"), app.output
     assert unix == f"http+unix://{path}"
     for url in (ipv4, ipv6):
-        assert wait_for(lambda: get(url + "/pid").status_code == 200, 10)
+        assert wait_for(lambda url=url: get(url + "/pid").status_code == 200, 10)
     assert get("http://localhost/pid", uds=str(path)).status_code == 200
     app.signal(signal.SIGTERM)
     assert app.wait(20) == 0, app.output

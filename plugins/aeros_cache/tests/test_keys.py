@@ -141,6 +141,9 @@ def test_long_queries_are_hashed_apart_from_short_ones() -> None:
 )
 def test_vary_values_cannot_run_into_each_other(headers: list[tuple[bytes, bytes]], other: bytes) -> None:
     changed = headers + [(b"accept", other)]
-    joined = lambda hs: [v for k, v in hs if k == b"accept"]
+
+    def joined(hs: list[tuple[bytes, bytes]]) -> list[bytes]:
+        return [v for k, v in hs if k == b"accept"]
+
     if b", ".join(joined(headers)) != b", ".join(joined(changed)):
         assert variant_key("k", ["accept", "x"], headers) != variant_key("k", ["accept", "x"], changed)
