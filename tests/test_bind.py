@@ -120,7 +120,7 @@ def test_an_inherited_socket_is_served(server, systemd, tmp_path: Path):
     script = tmp_path / "inherit_app.py"
     script.write_text(APP_SCRIPT)
     sock = listening_socket()
-    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     keywords = {} if systemd else {"bind": [f"fd://{sock.fileno()}"]}
     process = start_with_socket(script, sock, run_env(server, **keywords), systemd)
     sock.close()  # the server holds it now

@@ -8,8 +8,8 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 import textwrap
+import threading
 
 import pytest
 

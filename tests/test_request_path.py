@@ -8,7 +8,8 @@ streaming, JSON, a replaced ``asgi_app`` and the response timeout.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import quart

@@ -25,7 +25,6 @@ import h11
 from h11 import Request
 from h11._readers import ChunkedReader
 
-
 CLOSE = (b"connection", b"close")
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .backends import CacheBackend
 from .options import ViewOptions
@@ -20,7 +21,7 @@ class AppCache:
     still runs without one.
     """
 
-    def __init__(self, plugin: "CachePlugin") -> None:
+    def __init__(self, plugin: CachePlugin) -> None:
         self._plugin = plugin
         #: serve hits at the ASGI edge when the app allows it (read when a server starts)
         self.edge = True

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from aeros_core.pipeline import ASGIApp, Stage
 
@@ -26,7 +27,7 @@ log = logging.getLogger("aeros.cache")
 
 
 class Edge:
-    def __init__(self, plugin: "CachePlugin") -> None:
+    def __init__(self, plugin: CachePlugin) -> None:
         self.plugin = plugin
 
     def obstacle(self) -> str | None:

@@ -29,7 +29,8 @@ import functools
 import inspect
 import logging
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from quart import Response
 from quart.globals import _cv_request

@@ -19,7 +19,7 @@ log = logging.getLogger("aeros.cache")
 
 
 class Refresher:
-    def __init__(self, plugin: "CachePlugin") -> None:
+    def __init__(self, plugin: CachePlugin) -> None:
         self.plugin = plugin
         #: keys being refreshed in the background by this process, and their tasks
         self.refreshing: dict[str, asyncio.Task[Any]] = {}

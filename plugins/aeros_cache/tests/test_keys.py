@@ -12,13 +12,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from aeros_cache.key import base_key, variant_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from quart import request
 from werkzeug.datastructures import MultiDict
 
 from aeros import SimpleCache, WebServer
-from aeros_cache.key import base_key, variant_key
 from aeros_core.testing import installed_backends
 
 # (first request target, second request target, whether each sends "Host: <server address>")

@@ -17,7 +17,8 @@ import importlib
 import threading
 import warnings
 import zlib
-from typing import Any, Callable, ClassVar, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Protocol
 
 __all__ = ["Algorithm", "Br", "Compression", "Gzip", "MissingCodecError", "Zstd", "DEFAULT_MIMETYPES"]
 

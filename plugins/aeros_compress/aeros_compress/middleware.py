@@ -24,7 +24,8 @@ as identity, so ``send`` is wrapped by a small function that looks at the start 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from .codecs import Algorithm, Stream
 from .negotiate import rank

@@ -7,7 +7,7 @@ a request context. Every header list is encoded once, when the wrapper is built.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from aeros_core.pipeline import ASGIApp
 
@@ -30,7 +30,7 @@ class RouteIndex:
         self.app = app
         self._seen = -1
         self._policies: dict[str, Cors] = {}
-        self._memo: dict[tuple[str, str, str, str], Optional[str]] = {}
+        self._memo: dict[tuple[str, str, str, str], str | None] = {}
 
     def policies(self) -> dict[str, Cors]:
         views = self.app.view_functions
@@ -44,7 +44,7 @@ class RouteIndex:
             self._memo.clear()
         return self._policies
 
-    def policy_for(self, scope: dict, method: str, default: Optional[Cors]) -> Optional[Cors]:
+    def policy_for(self, scope: dict, method: str, default: Cors | None) -> Cors | None:
         """The route's own policy if the request routes to a ``@Cors`` view, else ``default``."""
         policies = self.policies()
         if not policies:
@@ -67,7 +67,7 @@ class RouteIndex:
             return default
         return policies.get(endpoint, default)
 
-    def _endpoint(self, scope: dict, host: str, method: str) -> Optional[str]:
+    def _endpoint(self, scope: dict, host: str, method: str) -> str | None:
         from werkzeug.exceptions import HTTPException
 
         path = scope["path"]
@@ -92,8 +92,8 @@ def headers_wrapper(
     *,
     over_http: list[RawHeader],
     over_https: list[RawHeader],
-    cors: Optional[Cors],
-    routes: Optional[RouteIndex],
+    cors: Cors | None,
+    routes: RouteIndex | None,
 ) -> Any:
     """``wrap(asgi_app) -> asgi_app`` adding ``over_http``/``over_https`` and CORS to every response."""
     cors_active = cors is not None or routes is not None
@@ -106,9 +106,9 @@ def headers_wrapper(
             extra = over_https if scope.get("scheme") == "https" else over_http
             cors_headers: list[RawHeader] = []
             if cors_active:
-                origin: Optional[bytes] = None
-                request_method: Optional[bytes] = None
-                request_headers: Optional[bytes] = None
+                origin: bytes | None = None
+                request_method: bytes | None = None
+                request_headers: bytes | None = None
                 for name, value in scope["headers"]:
                     if name == b"origin":
                         origin = value

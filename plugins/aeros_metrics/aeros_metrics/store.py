@@ -20,7 +20,7 @@ import logging
 import mmap
 import os
 import struct
-from typing import Sequence
+from collections.abc import Sequence
 
 from prometheus_client.mmap_dict import mmap_key
 

@@ -6,8 +6,9 @@ import json
 import logging
 import secrets
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import httpx
 import pytest

@@ -12,7 +12,8 @@ import asyncio
 import functools
 import inspect
 import typing
-from typing import Any, Awaitable, Callable, Generic, Optional, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 from quart import has_request_context
 from quart import request as _quart_request
@@ -115,11 +116,11 @@ class RequestField(Generic[T]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, instance: Optional["EasyRequest"], owner: Optional[type] = None) -> T:
+    def __get__(self, instance: EasyRequest | None, owner: type | None = None) -> T:
         request = current_request() if instance is None else instance._get()
         return self._read(request)
 
-    def __set__(self, instance: "EasyRequest", value: Any) -> None:
+    def __set__(self, instance: EasyRequest, value: Any) -> None:
         raise AttributeError(f"EasyRequest.{self.name} is read-only")
 
 
@@ -159,7 +160,7 @@ class EasyRequest:
     )
     quart_request: RequestField[Any] = RequestField(lambda r: r, "The underlying ``quart.Request``.")
 
-    def __init__(self, request: Optional[Any] = None) -> None:
+    def __init__(self, request: Any | None = None) -> None:
         self._request = request
 
     def _get(self) -> Any:
