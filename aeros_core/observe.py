@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from quart.globals import _cv_request
 
@@ -38,7 +38,9 @@ def listener(app: Any, name: str) -> Callable[..., Any] | None:
     off = [impl.plugin for impl in implementations if getattr(impl.plugin, "observing", True) is False]
     if len(off) == len(implementations):
         return None
-    return manager.subset_hook_caller(name, off) if off else getattr(manager.hook, name)
+    return cast(
+        "Callable[..., Any] | None", manager.subset_hook_caller(name, off) if off else getattr(manager.hook, name)
+    )
 
 
 class RouteRecorder:
@@ -67,7 +69,7 @@ class RouteRecorder:
 
     def route(self, scope: MutableMapping[str, Any], status: int) -> str:
         """The rule of a finished request (``status``: the response's) or :data:`UNMATCHED`."""
-        route = scope.get(ROUTE_KEY)
+        route: str | None = scope.get(ROUTE_KEY)
         if route is not None:
             return route
         if status >= 400:

@@ -23,20 +23,21 @@ loopback port for the test and stops it afterwards::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pytest
 
 from .catalog import KNOWN_BACKENDS
 from .runner.thread import ThreadedServer
 
-_async_fixture: Any
+_Fixture = TypeVar("_Fixture", bound=Callable[..., Any])
+_async_fixture: Callable[[_Fixture], _Fixture]
 try:  # pytest-asyncio's own marker, so that async_client works in its default "strict" mode too
     import pytest_asyncio
 
-    _async_fixture = pytest_asyncio.fixture
+    _async_fixture = cast(Callable[[_Fixture], _Fixture], pytest_asyncio.fixture)
 except ImportError:  # pragma: no cover - async_client then needs another async plugin (anyio)
-    _async_fixture = pytest.fixture
+    _async_fixture = cast(Callable[[_Fixture], _Fixture], pytest.fixture)
 
 
 def installed_backends(*names: str) -> list[str]:
@@ -58,7 +59,7 @@ def serve() -> Iterator[Callable[..., ThreadedServer]]:
         keywords.setdefault("access_log_to_std", False)
         server = app.run_in_thread(**keywords)
         servers.append(server)
-        return server
+        return cast("ThreadedServer", server)
 
     yield start
     errors = []

@@ -19,7 +19,7 @@ Two private h11 attributes are read (:func:`buffered`, :func:`chunked`; docs/int
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import h11
 from h11 import Request
@@ -69,7 +69,7 @@ class StrictH11Connection(h11.Connection):
                 http_version=event.http_version,
                 reason=event.reason,
             )
-        return h11.Connection.send(self, event)
+        return cast("bytes | None", h11.Connection.send(self, event))
 
 
 def buffered(connection: h11.Connection) -> int:

@@ -65,7 +65,7 @@ class Edge:
         lookup = plugin.index.data.get
         stats = plugin.stats
 
-        async def cache_edge(scope: dict, receive: Any, send: Any) -> None:
+        async def cache_edge(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] == "http":
                 options = lookup((scope["method"], scope["path"]))
                 if options is not None:
@@ -82,7 +82,7 @@ class Edge:
 
         return cache_edge
 
-    async def lookup(self, options: ViewOptions, scope: dict) -> tuple[dict, dict] | None:
+    async def lookup(self, options: ViewOptions, scope: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The two ASGI messages of a fresh hit, or ``None`` (the lookup is left in the scope)."""
         try:
             headers = scope["headers"]

@@ -76,7 +76,7 @@ class CachePlugin:
         #: endpoint -> its ViewOptions, or None for an endpoint whose view is not cached;
         #: learnt once per endpoint, so requests of views the cache does not touch cost one lookup
         self.endpoints: dict[Any, ViewOptions | None] = {}
-        self.inflight: dict[tuple[int, str], asyncio.Future] = {}
+        self.inflight: dict[tuple[int, str], asyncio.Future[Any]] = {}
         self.edge_active = False
         self.locks: FleetLocks | None = None
         self.edge = Edge(self)

@@ -18,7 +18,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aeros_core.hookspecs import hookimpl
 from aeros_core.runner.fdlimit import max_connections
@@ -232,7 +232,7 @@ class _InFlight:
                 more_body = message.get("more_body", False)
             elif kind == "http.disconnect" and more_body:
                 body_broken = True
-            return message
+            return cast("dict[str, Any]", message)
 
         self.tasks.add(task)
         try:
