@@ -302,3 +302,21 @@ def test_fuzzed_requests_never_get_a_5xx_nor_log_a_traceback(servers, backend: s
         one()
     assert 200 in seen and 400 in seen, sorted(set(seen))
     assert not _since(records, before).tracebacks()
+
+
+async def test_get_json_keeps_its_result_in_quarts_cache() -> None:
+    """aeros's ``Request.get_json`` keeps its result in Quart's ``_cached_json`` (docs/internals.md):
+    read twice, parsed once, as with Quart's own ``get_json``."""
+    app = WebServer(__name__)
+    seen: list[tuple[bool, bool]] = []
+
+    @app.route("/json", methods=["POST"])
+    async def view() -> str:
+        first = await request.get_json()
+        second = await request.get_json()
+        seen.append((first is second, request._cached_json[False] is first))
+        return "ok"
+
+    response = await app.test_client().post("/json", json={"a": [1]})
+    assert response.status_code == 200
+    assert seen == [(True, True)]

@@ -75,7 +75,7 @@ class StrictH11Connection(h11.Connection):
 def buffered(connection: h11.Connection) -> int:
     """Bytes received and not yet parsed. h11's public ``trailing_data`` copies them (measured
     0.7 µs against 0.2 µs); its private ``_receive_buffer`` is read instead, checked by
-    tests/test_framing.py::test_the_h11_internal_used_is_there (docs/internals.md, "Backends")."""
+    tests/test_framing.py::test_the_h11_internal_used_is_there (docs/internals.md, "The list")."""
     return len(connection._receive_buffer)
 
 
