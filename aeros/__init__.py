@@ -12,12 +12,42 @@ import dis
 import importlib
 import sys
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aeros_core
 from aeros_core import *  # noqa: F403 - the facade re-exports the core's public names
 from aeros_core import __version__
 from aeros_core.catalog import plugin_for_name
+
+if TYPE_CHECKING:
+    # What __getattr__ serves at run time, for type checkers: ``from aeros import SimpleCache`` is
+    # aeros_cache.SimpleCache to mypy and pyright (Any when that plugin is not installed). The names
+    # of aeros_core.catalog.KNOWN_PLUGINS (tests/test_typing.py keeps them equal); `X as X` marks
+    # each an explicit re-export (mypy --strict, pyright).
+    from aeros_cache import AppCache as AppCache
+    from aeros_cache import CacheBackend as CacheBackend
+    from aeros_cache import CacheControl as CacheControl
+    from aeros_cache import CacheTypes as CacheTypes
+    from aeros_cache import CachingApp as CachingApp
+    from aeros_cache import FileSystemCache as FileSystemCache
+    from aeros_cache import FilesystemCache as FilesystemCache
+    from aeros_cache import RedisCache as RedisCache
+    from aeros_cache import SimpleCache as SimpleCache
+    from aeros_cache import cache_of as cache_of
+    from aeros_compress import Algorithm as Algorithm
+    from aeros_compress import Br as Br
+    from aeros_compress import Compression as Compression
+    from aeros_compress import Gzip as Gzip
+    from aeros_compress import MissingCodecError as MissingCodecError
+    from aeros_compress import Zstd as Zstd
+    from aeros_headers import Cors as Cors
+    from aeros_metrics import MetricsConfig as MetricsConfig
+    from aeros_metrics import MetricsPlugin as MetricsPlugin
+    from aeros_otel import TracingConfig as TracingConfig
+    from aeros_otel import TracingPlugin as TracingPlugin
+    from aeros_request import EasyRequest as EasyRequest
+    from aeros_request import FormBodyError as FormBodyError
+    from aeros_request import JSONBodyError as JSONBodyError
 
 __all__ = [*aeros_core.__all__, "__version__"]
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]

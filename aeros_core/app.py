@@ -5,8 +5,9 @@ from __future__ import annotations
 import inspect
 import logging
 import warnings
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from quart import Quart
 from quart.ctx import RequestContext
@@ -16,9 +17,9 @@ from .asgi import LEAN_AVAILABLE, LeanHTTPConnection
 from .asgi_app import ReplaceableASGIApp, innermost
 from .options import Option, resolve
 from .pipeline import ASGIApp, AsgiWrapper, RequestPipeline, collect, compose_asgi
-from .request_path import LeanRequestPath
 from .plugins import PluginInfo, PluginLoadError, disabled_names, load_plugins, new_manager
 from .request import Request
+from .request_path import LeanRequestPath
 
 if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Unpack
@@ -120,7 +121,7 @@ class WebServer(LeanRequestPath):
             pipeline = self._request_pipeline = RequestPipeline.build(self.plugin_manager.hook, self)
         return pipeline
 
-    def asgi_entry(self, settings: "ServerSettings") -> ASGIApp:
+    def asgi_entry(self, settings: ServerSettings) -> ASGIApp:
         """The ASGI callable a server should serve: ``asgi_app`` inside the plugins' wrappers."""
         self.request_pipeline  # noqa: B018  (the property builds the pipeline once, before the first request)
         wrappers = collect(self.plugin_manager.hook.aeros_asgi_wrapper(app=self, settings=settings), AsgiWrapper)
@@ -202,7 +203,7 @@ class WebServer(LeanRequestPath):
         host: str | None = None,
         port: int | None = 0,
         **keywords: Unpack[ThreadRunOptions],
-    ) -> "ThreadedServer":
+    ) -> ThreadedServer:
         """Serve the app from a background thread; returns once the socket listens.
 
         ``port=0`` picks a free port. Takes the keywords of :meth:`run` except the

@@ -23,14 +23,14 @@ from typing import Any
 from quart.asgi import ASGIHTTPConnection
 from quart.utils import encode_headers
 from quart.wrappers import Request
+from quart.wrappers.response import DataBody
+from werkzeug.datastructures import Headers
+from werkzeug.sansio.utils import get_content_length
 
 from .request import Request as WebServerRequest
 
 #: request classes whose constructor is Quart's own (WebServer's only overrides ``get_json``)
 LEAN_REQUEST_CLASSES = (Request, WebServerRequest)
-from quart.wrappers.response import DataBody
-from werkzeug.datastructures import Headers
-from werkzeug.sansio.utils import get_content_length
 
 LEAN_AVAILABLE = sys.version_info >= (3, 11)  # needs Task.uncancel
 

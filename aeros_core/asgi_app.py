@@ -16,9 +16,10 @@ silently ignored. Now:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from types import MethodType
-from typing import Any, Callable
+from typing import Any
 
 from quart import Quart
 

@@ -7,8 +7,9 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import MISSING
-from typing import Any, Sequence
+from typing import Any
 
 from .plugins import PluginLoadError, discover, load_entry_point
 from .runner.settings import ServerSettings, parse_bool

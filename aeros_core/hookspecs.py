@@ -11,7 +11,8 @@ stage sits nearer the view. See ``docs/plugins.md`` for a worked example of each
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Union
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -19,8 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .app import WebServer
     from .options import Option
     from .pipeline import AfterResponse, AsgiWrapper, BeforeRequest
-    from .runner.settings import ServerSettings
     from .runner.backend import ServerBackend
+    from .runner.settings import ServerSettings
 
 hookspec = pluggy.HookspecMarker("aeros")
 hookimpl = pluggy.HookimplMarker("aeros")
@@ -30,7 +31,7 @@ hookimpl = pluggy.HookimplMarker("aeros")
 
 
 @hookspec
-def aeros_options() -> "Iterable[Option]":
+def aeros_options() -> Iterable[Option]:
     """Declare the ``WebServer(...)`` keywords this plugin accepts.
 
     Called once per app during ``WebServer.__init__``, before :func:`aeros_app_init`.
@@ -41,7 +42,7 @@ def aeros_options() -> "Iterable[Option]":
 
 
 @hookspec
-def aeros_app_init(app: "WebServer", options: "Mapping[str, Any]") -> None:
+def aeros_app_init(app: WebServer, options: Mapping[str, Any]) -> None:
     """Wire the plugin into a freshly built app.
 
     Called once per app at the end of ``WebServer.__init__``. ``options`` maps every declared
@@ -57,8 +58,8 @@ def aeros_app_init(app: "WebServer", options: "Mapping[str, Any]") -> None:
 
 @hookspec
 def aeros_before_request(
-    app: "WebServer",
-) -> "Optional[Union[BeforeRequest, Iterable[BeforeRequest]]]":
+    app: WebServer,
+) -> BeforeRequest | Iterable[BeforeRequest] | None:
     """Return request steps that may answer a request before its view runs.
 
     Called once per app when the pipeline is built. Each :class:`~aeros_core.pipeline.BeforeRequest`
@@ -73,8 +74,8 @@ def aeros_before_request(
 
 @hookspec
 def aeros_after_response(
-    app: "WebServer",
-) -> "Optional[Union[AfterResponse, Iterable[AfterResponse]]]":
+    app: WebServer,
+) -> AfterResponse | Iterable[AfterResponse] | None:
     """Return response steps that transform every routed response, in stage order.
 
     Called once per app when the pipeline is built. Each :class:`~aeros_core.pipeline.AfterResponse`
@@ -86,9 +87,7 @@ def aeros_after_response(
 
 
 @hookspec
-def aeros_asgi_wrapper(
-    app: "WebServer", settings: "ServerSettings"
-) -> "Optional[Union[AsgiWrapper, Iterable[AsgiWrapper]]]":
+def aeros_asgi_wrapper(app: WebServer, settings: ServerSettings) -> AsgiWrapper | Iterable[AsgiWrapper] | None:
     """Return ASGI middleware factories that wrap the app at the edge.
 
     Called once per served app (once per server started by the runner, or once for an app
@@ -102,8 +101,8 @@ def aeros_asgi_wrapper(
 
 @hookspec
 def aeros_access_log_fields(
-    app: "WebServer", settings: "ServerSettings"
-) -> "Optional[Mapping[str, Callable[[dict[str, Any]], Any]]]":
+    app: WebServer, settings: ServerSettings
+) -> Mapping[str, Callable[[dict[str, Any]], Any]] | None:
     """Contribute fields to the access log: ``{"name": getter}``.
 
     Called once per served app, when the access log is built (only if the access log is on).
@@ -121,7 +120,7 @@ def aeros_access_log_fields(
 
 
 @hookspec
-def aeros_server_config(app: "WebServer", settings: "ServerSettings") -> None:
+def aeros_server_config(app: WebServer, settings: ServerSettings) -> None:
     """Adjust the server settings before a server starts.
 
     Called once per ``app.run(...)`` / ``app.run_in_thread(...)`` in the process that creates
@@ -132,7 +131,7 @@ def aeros_server_config(app: "WebServer", settings: "ServerSettings") -> None:
 
 
 @hookspec(firstresult=True)
-def aeros_server_backend(name: str) -> "Optional[ServerBackend]":
+def aeros_server_backend(name: str) -> ServerBackend | None:
     """Provide the server backend called ``name`` (``app.run(server=name)``).
 
     Return a :class:`~aeros_core.runner.backend.ServerBackend` whose ``serve(app, settings,
@@ -144,7 +143,7 @@ def aeros_server_backend(name: str) -> "Optional[ServerBackend]":
 
 
 @hookspec
-def aeros_startup(app: "WebServer") -> "Optional[Any]":
+def aeros_startup(app: WebServer) -> Any | None:
     """Open per-process resources (connection pools) when serving starts.
 
     Called in each serving process (each worker) during ASGI lifespan startup, before the
@@ -154,7 +153,7 @@ def aeros_startup(app: "WebServer") -> "Optional[Any]":
 
 
 @hookspec
-def aeros_shutdown(app: "WebServer") -> "Optional[Any]":
+def aeros_shutdown(app: WebServer) -> Any | None:
     """Close what :func:`aeros_startup` opened.
 
     Called in each serving process during ASGI lifespan shutdown, after requests in flight
@@ -167,7 +166,7 @@ def aeros_shutdown(app: "WebServer") -> "Optional[Any]":
 
 
 @hookspec
-def aeros_cache_event(app: "WebServer", scope: "Mapping[str, Any]", result: str) -> None:
+def aeros_cache_event(app: WebServer, scope: Mapping[str, Any], result: str) -> None:
     """Learn how the cache answered one request: ``result`` is ``"hit"``, ``"stale"`` or ``"miss"``.
 
     Called by aeros-cache for every request to a cached view: ``"hit"`` when a fresh stored entry
@@ -183,7 +182,7 @@ def aeros_cache_event(app: "WebServer", scope: "Mapping[str, Any]", result: str)
 
 @hookspec
 def aeros_compress_event(
-    app: "WebServer", scope: "Mapping[str, Any]", encoding: str, bytes_in: int, bytes_out: int
+    app: WebServer, scope: Mapping[str, Any], encoding: str, bytes_in: int, bytes_out: int
 ) -> None:
     """Learn that one response body was content-coded.
 
@@ -197,7 +196,7 @@ def aeros_compress_event(
 
 
 @hookspec
-def aeros_worker_event(app: "WebServer", event: str, reason: str, pid: int) -> None:
+def aeros_worker_event(app: WebServer, event: str, reason: str, pid: int) -> None:
     """Learn about a worker process of ``app.run(workers=N)``: ``event`` is ``"replaced"``.
 
     Called in the supervisor (the process that created the sockets, where

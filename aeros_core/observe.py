@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
+from typing import Any, cast
 
 from quart.globals import _cv_request
 
@@ -37,7 +38,9 @@ def listener(app: Any, name: str) -> Callable[..., Any] | None:
     off = [impl.plugin for impl in implementations if getattr(impl.plugin, "observing", True) is False]
     if len(off) == len(implementations):
         return None
-    return manager.subset_hook_caller(name, off) if off else getattr(manager.hook, name)
+    return cast(
+        "Callable[..., Any] | None", manager.subset_hook_caller(name, off) if off else getattr(manager.hook, name)
+    )
 
 
 class RouteRecorder:
@@ -66,7 +69,7 @@ class RouteRecorder:
 
     def route(self, scope: MutableMapping[str, Any], status: int) -> str:
         """The rule of a finished request (``status``: the response's) or :data:`UNMATCHED`."""
-        route = scope.get(ROUTE_KEY)
+        route: str | None = scope.get(ROUTE_KEY)
         if route is not None:
             return route
         if status >= 400:

@@ -8,13 +8,14 @@ above its own stage (a cache hit skips STORE but still gets headers and encoding
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
-    from quart.typing import ResponseReturnValue, ResponseTypes
     import pluggy
+    from quart.typing import ResponseReturnValue, ResponseTypes
 
 #: An ASGI application ``(scope, receive, send) -> None``. Loosely typed on purpose, so that Quart's,
 #: Starlette's and Hypercorn's differently typed ASGI callables all fit.
@@ -39,7 +40,7 @@ class BeforeRequest:
     """A step that may answer a routed request before its view runs."""
 
     stage: int
-    handler: Callable[[], Awaitable["ResponseReturnValue | None"]]
+    handler: Callable[[], Awaitable[ResponseReturnValue | None]]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class AfterResponse:
     """A step that transforms every routed response."""
 
     stage: int
-    transform: Callable[["ResponseTypes"], Awaitable["ResponseTypes"]]
+    transform: Callable[[ResponseTypes], Awaitable[ResponseTypes]]
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class RequestPipeline:
     after: tuple[AfterResponse, ...]  # lowest stage first
 
     @classmethod
-    def build(cls, hook: "pluggy.HookRelay", app: Any) -> "RequestPipeline":
+    def build(cls, hook: pluggy.HookRelay, app: Any) -> RequestPipeline:
         before = collect(hook.aeros_before_request(app=app), BeforeRequest)
         after = collect(hook.aeros_after_response(app=app), AfterResponse)
         return cls(before=tuple(reversed(before)), after=tuple(after))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 

@@ -23,7 +23,8 @@ The rule, in :func:`load_json_body` (``await request.get_json()``/``request.json
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from quart.wrappers import Request as QuartRequest
 

@@ -34,9 +34,10 @@ do not, so those dicts stay as registration left them. Which functions run is th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from inspect import CO_COROUTINE
 from types import FunctionType, MethodType
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from quart import Quart
 from quart.routing import QuartMap

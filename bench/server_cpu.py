@@ -17,7 +17,6 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 
 APP = """
 import sys

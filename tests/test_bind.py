@@ -44,7 +44,7 @@ def test_bind_serves_ipv4_ipv6_and_a_unix_socket_at_once(script_server, server, 
     assert ipv4.startswith("http://127.0.0.1:") and ipv6.startswith("http://[::1]:"), app.output
     assert unix == f"http+unix://{path}"
     for url in (ipv4, ipv6):
-        assert wait_for(lambda: get(url + "/pid").status_code == 200, 10)
+        assert wait_for(lambda url=url: get(url + "/pid").status_code == 200, 10)
     assert get("http://localhost/pid", uds=str(path)).status_code == 200
     app.signal(signal.SIGTERM)
     assert app.wait(20) == 0, app.output
@@ -120,7 +120,7 @@ def test_an_inherited_socket_is_served(server, systemd, tmp_path: Path):
     script = tmp_path / "inherit_app.py"
     script.write_text(APP_SCRIPT)
     sock = listening_socket()
-    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     keywords = {} if systemd else {"bind": [f"fd://{sock.fileno()}"]}
     process = start_with_socket(script, sock, run_env(server, **keywords), systemd)
     sock.close()  # the server holds it now

@@ -8,8 +8,8 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 import textwrap
+import threading
 
 import pytest
 
@@ -170,7 +170,7 @@ def test_the_runner_raises_the_file_descriptor_limit_and_derives_max_connections
 
 def test_hypercorn_serves_each_connection_with_the_aeros_handler():
     """The connection rules live in AerosTCPServer, reached through a private Hypercorn seam
-    (docs/internals.md, "Backends"): fails when the installed Hypercorn no longer allows it."""
+    (docs/internals.md, "The list"): fails when the installed Hypercorn no longer allows it."""
     from hypercorn.asyncio import run as hypercorn_run
 
     from aeros_core.builtins.hypercorn_connection import aeros_tcp_server, aeros_worker_serve

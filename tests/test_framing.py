@@ -55,7 +55,7 @@ def exchange(port: int, payload: bytes, half_close: bool = False) -> tuple[list[
         while True:
             try:
                 data = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             except OSError:
                 closed = True

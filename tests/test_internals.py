@@ -48,6 +48,8 @@ PUBLIC = frozenset(
     {
         "quart.Quart",
         "quart.Quart.asgi_http_class",  # the connection class Quart documents as replaceable
+        "quart.Quart.asgi_app",  # Quart's documented place for ASGI middleware (app.asgi_app = ...)
+        "quart.Quart.request_class",  # Flask/Quart's documented way to use a Request subclass
         "quart.Quart.dispatch_request",
         "quart.Quart.process_response",
         "quart.Quart.run",
@@ -76,6 +78,27 @@ PUBLIC = frozenset(
         "granian.constants.HTTPModes",
         "granian.constants.Interfaces",
         "granian.http.HTTP1Settings",
+        # h11's documented API (h11.readthedocs.io, "API documentation"): the connection, its events,
+        # its states and its error; overriding its methods is another matter (in docs/internals.md)
+        "h11",
+        "h11.Connection",
+        "h11.Request",
+        "h11.Response",
+        "h11.RemoteProtocolError",
+        "h11.SERVER",
+        "h11.SEND_BODY",
+        "werkzeug.sansio.utils.get_content_length",  # in Werkzeug's "Utilities" reference (HTTP helpers)
+        "werkzeug.routing.MapAdapter",  # Werkzeug's URL routing reference: the object Map.bind returns
+        "werkzeug.exceptions.RequestTimeout",  # Werkzeug's HTTP exceptions reference (408)
+        "quart.wrappers.Request",  # Quart's request and response classes (Quart.request_class/response_class)
+        "quart.wrappers.Response",
+        "quart.routing.QuartMap",  # Quart.url_map_class, compared by type only (never subclassed)
+        # Quart's signals (Quart's "Signals" documentation): aeros sends or connects to them
+        "quart.signals.request_started",
+        "quart.signals.request_finished",
+        "quart.signals.request_tearing_down",
+        "quart.signals.appcontext_tearing_down",
+        "quart.signals.got_request_exception",
     }
 )
 
@@ -160,11 +183,65 @@ def resolve(dotted: str) -> Any:
     raise ImportError(dotted)
 
 
+def module_name(path: Path) -> str:
+    """The import name of a source file (``aeros_core.request_path``, ``aeros_cache.plugin``)."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    if parts[0] == "plugins":
+        parts = parts[2:]
+    return ".".join(part for part in parts if part != "__init__")
+
+
+@cache
+def aeros_subclasses() -> dict[str, str]:
+    """``module.Class`` of each aeros class defined at module level whose base is a class of a watched
+    package, mapped to that base's dotted name: a class of aeros that derives from it (``WebServer``
+    from ``LeanRequestPath`` from ``quart.Quart``) overrides that base's names too."""
+    found: dict[str, str] = {}
+    for path in sources():
+        tree = ast.parse(path.read_bytes())
+        aliases = watched_aliases(tree)
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                for base in node.bases:
+                    dotted = dotted_base(base, aliases)
+                    if dotted is not None:
+                        found[f"{module_name(path)}.{node.name}"] = dotted
+                        break
+    return found
+
+
+def watched_aliases(tree: ast.Module) -> dict[str, str]:
+    """Local name -> dotted name in a watched package, for each import of one."""
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] in WATCHED:
+                for alias in node.names:
+                    aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in WATCHED:
+                    aliases[alias.asname or alias.name.split(".")[0]] = alias.asname and alias.name or alias.name
+    return aliases
+
+
+def imported_module(path: Path, node: ast.ImportFrom) -> str:
+    """The absolute name of the module ``from ... import`` names, relative imports resolved."""
+    if not node.level:
+        return node.module or ""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    package = package[: len(package) - node.level + 1]
+    return ".".join([*package, node.module] if node.module else package)
+
+
 def scan(path: Path) -> set[Use]:
     tree = ast.parse(path.read_bytes())
     file = relative(path)
     uses: set[Use] = set()
     aliases: dict[str, str] = {}  # local name -> dotted name in a watched package
+    inherited: dict[str, str] = {}  # local name of an aeros class -> the watched class it derives from
 
     def record(name: str) -> None:
         uses.add(Use(file, name, name in PUBLIC and not is_private(name)))
@@ -181,6 +258,12 @@ def scan(path: Path) -> set[Use]:
                 if alias.name.split(".")[0] in WATCHED:
                     aliases[alias.asname or alias.name.split(".")[0]] = alias.asname and alias.name or alias.name
                     record(alias.name)
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] not in WATCHED):
+            origin = imported_module(path, node)
+            for alias in node.names:
+                base = aeros_subclasses().get(f"{origin}.{alias.name}")
+                if base is not None:
+                    inherited[alias.asname or alias.name] = base
     own = aeros_own_names()
     theirs = watched_private_names()
     for node in ast.walk(tree):
@@ -195,6 +278,8 @@ def scan(path: Path) -> set[Use]:
         elif isinstance(node, ast.ClassDef):
             for base in node.bases:
                 dotted = dotted_base(base, aliases)
+                if dotted is None and isinstance(base, ast.Name):
+                    dotted = inherited.get(base.id)
                 if dotted is None:
                     continue
                 base_class = resolve(dotted)
@@ -268,8 +353,10 @@ def covers(entry: Entry, use: Use) -> bool:
 
 
 def test_the_scan_finds_what_aeros_is_known_to_use() -> None:
-    """The scan itself works: it sees a private import, a private attribute and an override."""
+    """The scan itself works: it sees a private import, a private attribute and an override, also
+    an override in a class deriving from Quart through a class of aeros (``WebServer``)."""
     names = {(use.file, use.name) for use in used()}
+    assert ("aeros_core/app.py", "quart.Quart.dispatch_request") in names
     assert ("plugins/aeros_granian/aeros_granian/plugin.py", "granian._granian.SocketHolder") in names
     assert ("plugins/aeros_granian/aeros_granian/plugin.py", "._init_shared_socket") in names
     assert ("aeros_core/asgi.py", "quart.asgi.ASGIHTTPConnection._send_response") in names

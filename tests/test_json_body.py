@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -102,7 +103,7 @@ def servers() -> Iterator[tuple[dict[str, str], Records]]:
 @pytest.mark.parametrize(
     "body, expected",
     [
-        ('{"a": "é"}'.encode("utf-8"), {"a": "é"}),
+        ('{"a": "é"}'.encode(), {"a": "é"}),
         (b'\xef\xbb\xbf{"a": 1}', {"a": 1}),  # a UTF-8 byte-order mark is ignored (RFC 8259 8.1)
         ('{"a": "é"}'.encode("utf-16"), {"a": "é"}),  # UTF-16 with its BOM, as Flask reads it
         ('{"a": "é"}'.encode("utf-16-le"), {"a": "é"}),  # and without, by its zero bytes
@@ -310,3 +311,21 @@ def test_fuzzed_requests_never_get_a_5xx_nor_log_a_traceback(servers, backend: s
         one()
     assert 200 in seen and 400 in seen, sorted(set(seen))
     assert not _since(records, before).tracebacks()
+
+
+async def test_get_json_keeps_its_result_in_quarts_cache() -> None:
+    """aeros's ``Request.get_json`` keeps its result in Quart's ``_cached_json`` (docs/internals.md):
+    read twice, parsed once, as with Quart's own ``get_json``."""
+    app = WebServer(__name__)
+    seen: list[tuple[bool, bool]] = []
+
+    @app.route("/json", methods=["POST"])
+    async def view() -> str:
+        first = await request.get_json()
+        second = await request.get_json()
+        seen.append((first is second, request._cached_json[False] is first))
+        return "ok"
+
+    response = await app.test_client().post("/json", json={"a": [1]})
+    assert response.status_code == 200
+    assert seen == [(True, True)]

@@ -4,7 +4,8 @@ levels, and the program's own logging configuration is left as it was."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest

@@ -8,7 +8,8 @@ streaming, JSON, a replaced ``asgi_app`` and the response timeout.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import quart
@@ -326,9 +327,9 @@ async def test_a_send_that_outlasts_the_response_timeout_is_given_up_as_quart_do
         blocked = asyncio.Event()
 
         async def send(message: dict) -> None:
-            sent.append(message["type"])
+            sent.append(message["type"])  # noqa: B023 (called within its own iteration only)
             if message["type"] == "http.response.body":
-                blocked.set()
+                blocked.set()  # noqa: B023
                 await asyncio.get_running_loop().create_future()  # never completes
 
         requested = False

@@ -64,7 +64,7 @@ def raw_exchange(port: int, payload: bytes) -> bytes:
                 chunks.append(chunk)
                 if b"\r\n\r\n" in b"".join(chunks):
                     break
-        except socket.timeout:
+        except TimeoutError:
             pass
     return b"".join(chunks)
 

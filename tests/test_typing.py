@@ -151,3 +151,116 @@ def test_threaded_server_port_is_an_int(tmp_path: Path):
     )
     done = mypy("--follow-imports=silent", str(tmp_path / "port.py"))
     assert re.search(r'Revealed type is "(builtins\.)?int"', done.stdout), done.stdout
+
+
+# --- what plugins add: the facade's names and app.cache ------------------------------------------
+
+
+def plugin_paths() -> str:
+    """The plugin source directories, as a regular (not editable) install puts them on mypy's path:
+    mypy cannot follow the import hooks of editable installs."""
+    return ":".join(str(path) for path in sorted(ROOT.glob("plugins/aeros_*")))
+
+
+def mypy_as_installed(*arguments: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    pytest.importorskip("mypy", reason="mypy is not installed: pip install mypy (it is in the dev extra)")
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(ROOT / ".mypy_cache"), *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MYPYPATH": plugin_paths()},
+    )
+
+
+def test_the_facade_declares_every_plugin_name_for_type_checkers():
+    """aeros/__init__.py's TYPE_CHECKING imports are the catalog's names, each re-exported (``X as X``)."""
+    import ast
+
+    from aeros_core.catalog import KNOWN_PLUGINS
+
+    tree = ast.parse((ROOT / "aeros" / "__init__.py").read_text())
+    block = next(
+        node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+    )
+    declared = set()
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom), ast.dump(node)
+        for alias in node.names:
+            assert alias.asname == alias.name, f"{alias.name}: `X as X` marks the re-export"
+            declared.add((node.module, alias.name))
+    catalog = {(plugin.module, name) for plugin in KNOWN_PLUGINS for name in plugin.names}
+    assert declared == catalog
+
+
+PLUGIN_USER_CODE = """
+from aeros import CachingApp, EasyRequest, Gzip, SimpleCache, WebServer, cache_of
+
+app = WebServer(__name__, cache=SimpleCache(default_timeout=60), compression=Gzip(level=6))
+cache = cache_of(app)
+
+
+@app.route("/items/<int:number>")
+@cache(timeout=60, tags=["items"])
+async def item(number: int) -> dict[str, int]:
+    return {"number": number}
+
+
+@app.route("/echo", methods=["POST"])
+async def echo(req: EasyRequest) -> str:
+    return str(await req.json)
+
+
+def register(app: CachingApp) -> None:
+    @app.cache(stale_while_revalidate=30)
+    async def view() -> str:
+        return "x"
+
+
+async def invalidate() -> int:
+    dropped: int = await cache.invalidate(tags=["items"])
+    cleared: bool = await cache.clear()
+    return dropped + int(cleared)
+
+
+answer: dict[str, int]
+async def call() -> None:
+    global answer
+    answer = await item(1)  # the view keeps its own signature through @cache(...)
+"""
+
+
+def test_plugin_code_type_checks_strictly_through_the_facade_and_the_cache_accessor(tmp_path: Path):
+    (tmp_path / "plugin_user.py").write_text(textwrap.dedent(PLUGIN_USER_CODE))
+    done = mypy_as_installed("--strict", "--follow-imports=silent", str(tmp_path / "plugin_user.py"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_plugin_names_and_the_cache_are_typed_precisely_enough_to_catch_mistakes(tmp_path: Path):
+    (tmp_path / "wrong_plugins.py").write_text(
+        textwrap.dedent("""
+        from aeros import Gzip, SimpleCache, WebServer, cache_of
+
+        app = WebServer(__name__, cache=SimpleCache())
+        cache = cache_of(app)
+
+        @cache(timeout="a minute")
+        async def view(number: int) -> str:
+            return str(number)
+
+        async def wrong() -> None:
+            await view("1")
+            await cache.invalidate(tags=42)
+
+        Gzip(level="9")
+        SimpleCache(threshold="many")
+        app.cache
+    """)
+    )
+    done = mypy_as_installed("--strict", "--follow-imports=silent", str(tmp_path / "wrong_plugins.py"))
+    found = [f"{line}" for _, line in errors(done.stdout)]
+    assert len(found) == 6, done.stdout
+    assert 'has no attribute "cache"' in found[-1], found  # untyped: the accessor is the typed route

@@ -139,7 +139,13 @@ class Record:
     __slots__ = ("clock", "response_headers", "scope", "seconds", "size", "status")
 
     def __init__(
-        self, scope: dict, status: int, size: int, seconds: float, response_headers: list | None, clock: _Clock
+        self,
+        scope: dict[str, Any],
+        status: int,
+        size: int,
+        seconds: float,
+        response_headers: list[Any] | None,
+        clock: _Clock,
     ) -> None:
         self.scope = scope
         self.status = status
@@ -149,12 +155,15 @@ class Record:
         self.clock = clock
 
     def request_header(self, name: bytes) -> str | None:
+        value: bytes
         for header, value in self.scope["headers"]:
             if header == name:
                 return value.decode("latin-1")
         return None
 
     def response_header(self, name: bytes) -> str | None:
+        header: bytes
+        value: bytes
         for header, value in self.response_headers or ():
             if header.lower() == name:
                 return value.decode("latin-1")
@@ -165,11 +174,13 @@ class Record:
         return client[0] if client else None
 
     def path(self) -> str:
-        raw_path = self.scope.get("raw_path")
-        return raw_path.decode("latin-1") if raw_path else self.scope["path"]
+        raw_path: bytes | None = self.scope.get("raw_path")
+        path: str = raw_path.decode("latin-1") if raw_path else self.scope["path"]
+        return path
 
     def query(self) -> str:
-        return self.scope.get("query_string", b"").decode("latin-1")
+        query: bytes = self.scope.get("query_string", b"")
+        return query.decode("latin-1")
 
     def target(self) -> str:
         query = self.query()
@@ -209,12 +220,12 @@ def _response_header_getter(name: bytes) -> Getter:
     return lambda record: record.response_header(name)
 
 
-def _contributed_getter(get: Callable[[dict], Any]) -> Getter:
+def _contributed_getter(get: Callable[[dict[str, Any]], Any]) -> Getter:
     return lambda record: get(record.scope)
 
 
 def template_formatter(
-    template: str, contributed: Mapping[str, Callable[[dict], Any]]
+    template: str, contributed: Mapping[str, Callable[[dict[str, Any]], Any]]
 ) -> tuple[Callable[[Record], str], bool]:
     """``(format(record) -> line, needs_response_headers)`` for a ``%(atom)s`` template.
 
@@ -256,7 +267,7 @@ def template_formatter(
     return format_line, needs_response_headers
 
 
-def json_formatter(contributed: Mapping[str, Callable[[dict], Any]]) -> Callable[[Record], str]:
+def json_formatter(contributed: Mapping[str, Callable[[dict[str, Any]], Any]]) -> Callable[[Record], str]:
     """``format(record) -> line`` for ``access_log_format="json"``; strings are JSON-escaped."""
     import json
 
@@ -306,8 +317,8 @@ def json_formatter(contributed: Mapping[str, Callable[[dict], Any]]) -> Callable
     return format_line
 
 
-def contributed_fields(app: Any, settings: ServerSettings) -> dict[str, Callable[[dict], Any]]:
-    fields: dict[str, Callable[[dict], Any]] = {}
+def contributed_fields(app: Any, settings: ServerSettings) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    fields: dict[str, Callable[[dict[str, Any]], Any]] = {}
     if app is None:
         return fields
     for result in app.plugin_manager.hook.aeros_access_log_fields(app=app, settings=settings):
@@ -344,7 +355,7 @@ def access_log(settings: ServerSettings, app: Any = None) -> Any:
         format_line, keep_headers = chosen if chosen is not None else (None, False)
         extras = tuple(contributed_fields(app, settings).items()) if chosen is None else ()
 
-        async def logged(scope: dict, receive: Any, send: Any) -> None:
+        async def logged(scope: dict[str, Any], receive: Any, send: Any) -> None:
             kind = scope["type"]
             if kind == "lifespan":
                 try:
@@ -360,7 +371,7 @@ def access_log(settings: ServerSettings, app: Any = None) -> Any:
             size = 0
             response_headers = None
 
-            async def counting_send(message: dict) -> None:
+            async def counting_send(message: dict[str, Any]) -> None:
                 nonlocal status, size, response_headers
                 if message["type"] == "http.response.body":
                     size += len(message.get("body", b""))

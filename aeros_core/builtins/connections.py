@@ -28,7 +28,8 @@ import asyncio
 import logging
 import select
 import socket
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ..runner.logs import SERVER_LOGGER
 
@@ -78,7 +79,7 @@ class Connection:
 
     __slots__ = ("table", "close", "phase", "deadline", "body_bytes", "body_since", "held_since")
 
-    def __init__(self, table: "ConnectionTable", close: Callable[[], None], now: float) -> None:
+    def __init__(self, table: ConnectionTable, close: Callable[[], None], now: float) -> None:
         self.table = table
         self.close = close
         self.phase = HEAD

@@ -31,7 +31,6 @@ import h11
 from h11 import Request
 from h11._readers import ChunkedReader
 
-
 CLOSE = (b"connection", b"close")
 
 #: a chunk-size line: 1-16 hex digits (at most 2**64 - 1), optional whitespace (h11 allows it),

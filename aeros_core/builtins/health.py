@@ -19,7 +19,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from ..hookspecs import hookimpl
 from ..pipeline import ASGIApp, AsgiWrapper, Stage
@@ -32,7 +32,7 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 DEFAULT_CHECK_TIMEOUT = 2.0
 
 
-def _answer(status: int, body: bytes) -> tuple[dict, dict]:
+def _answer(status: int, body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     start = {
         "type": "http.response.start",
         "status": status,
@@ -108,15 +108,15 @@ class HealthPlugin:
             def ready_phase() -> bool:
                 return lifecycle.ready if lifecycle is not None else lifespan_phase == Phase.SERVING
 
-            async def watch_lifespan(scope: dict, receive: Any, send: Any) -> None:
-                async def watched_receive() -> dict:
+            async def watch_lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+                async def watched_receive() -> dict[str, Any]:
                     nonlocal lifespan_phase
                     message = await receive()
                     if message["type"] == "lifespan.shutdown":
                         lifespan_phase = Phase.DRAINING
-                    return message
+                    return cast("dict[str, Any]", message)
 
-                async def watched_send(message: dict) -> None:
+                async def watched_send(message: dict[str, Any]) -> None:
                     nonlocal lifespan_phase
                     await send(message)
                     if message["type"] == "lifespan.startup.complete" and lifespan_phase == Phase.STARTING:
@@ -124,7 +124,7 @@ class HealthPlugin:
 
                 await app(scope, watched_receive, watched_send)
 
-            async def probes(scope: dict, receive: Any, send: Any) -> None:
+            async def probes(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 kind = scope["type"]
                 if kind == "http":
                     path = scope["path"]
@@ -143,7 +143,7 @@ class HealthPlugin:
         return wrap
 
 
-async def respond(scope: dict, send: Any, answer: tuple[dict, dict]) -> None:
+async def respond(scope: dict[str, Any], send: Any, answer: tuple[dict[str, Any], dict[str, Any]]) -> None:
     start, body = answer
     await send(dict(start, headers=list(start["headers"])))
     await send(body if scope["method"] != "HEAD" else {"type": "http.response.body", "body": b""})

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ..hookspecs import hookimpl
 from ..proxy_protocol import stream_gate
+from ..runner.fdlimit import max_connections
 from ..runner.logs import SERVER_LOGGER
 from ..runner.settings import ServerSettings
-from ..runner.fdlimit import max_connections
 from .connections import ConnectionTable, accept_queued_then
 from .hypercorn_connection import aeros_worker_serve
 

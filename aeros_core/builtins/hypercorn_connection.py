@@ -24,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import types
+from collections.abc import Awaitable, Callable
 from ssl import SSLError
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from ..runner.coalesce import CoalescingTransport
-from .h11_connection import StrictH11Connection
 from .connections import BODY, BUSY_RESPONSE, DRAIN_LINGER, IDLE, Connection, ConnectionTable
+from .h11_connection import StrictH11Connection
 
 #: bytes read at most per ``read()`` (Hypercorn's own value)
 MAX_RECV = 2**16
@@ -93,9 +94,9 @@ class _IdleTimer:
 @functools.cache
 def aeros_tcp_server() -> type:
     """The ``TCPServer`` subclass (built on first use: Hypercorn is imported lazily)."""
-    from hypercorn.asyncio.tcp_server import TCPServer
     import h11
     from h11 import SEND_BODY
+    from hypercorn.asyncio.tcp_server import TCPServer
     from hypercorn.events import Closed, Event, RawData, Updated
 
     class AerosTCPServer(TCPServer):

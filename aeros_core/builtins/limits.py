@@ -20,7 +20,7 @@ def soft_limit(limit: int) -> Any:
     def wrap(app: ASGIApp) -> ASGIApp:
         in_flight = 0
 
-        async def limited(scope: dict, receive: Any, send: Any) -> None:
+        async def limited(scope: dict[str, Any], receive: Any, send: Any) -> None:
             nonlocal in_flight
             if scope["type"] != "http":
                 return await app(scope, receive, send)

@@ -285,13 +285,13 @@ class ForwardedViews:
 
 
 def rewrite(
-    scope: dict,
+    scope: dict[str, Any],
     views: ForwardedViews,
     client_trusted: bool,
     peer_trusted: bool,
     watched: frozenset[bytes],
     keep: frozenset[bytes],
-) -> dict:
+) -> dict[str, Any]:
     """The scope as the real client sent it. Returns ``scope`` itself when nothing changes.
 
     ``client_trusted``: the scope's client is a trusted proxy (its forwarding headers are read);
@@ -366,7 +366,7 @@ def trusted_proxies(settings: ServerSettings) -> Any:
     behind_proxy_protocol = settings.proxy_protocol
 
     def wrap(app: ASGIApp) -> ASGIApp:
-        def real_client(scope: dict, receive: Any, send: Any) -> Any:
+        def real_client(scope: dict[str, Any], receive: Any, send: Any) -> Any:
             # A plain function returning the app's awaitable: no coroutine frame of ours per request.
             if scope["type"] == "http" or scope["type"] == "websocket":
                 client = scope.get("client")

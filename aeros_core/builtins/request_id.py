@@ -57,7 +57,7 @@ def request_ids(settings: ServerSettings) -> Any:
         new_id = id_generator()
         current = _current
 
-        async def with_request_id(scope: dict, receive: Any, send: Any) -> None:
+        async def with_request_id(scope: dict[str, Any], receive: Any, send: Any) -> None:
             kind = scope["type"]
             if kind != "http" and kind != "websocket":
                 return await app(scope, receive, send)
@@ -73,7 +73,7 @@ def request_ids(settings: ServerSettings) -> Any:
             encoded = value.encode("ascii")
             token = current.set(value)
 
-            async def send_with_id(message: dict) -> None:
+            async def send_with_id(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     message["headers"] = [*message.get("headers", ()), (name, encoded)]
                 await send(message)
@@ -96,7 +96,7 @@ def aeros_asgi_wrapper(settings: ServerSettings) -> AsgiWrapper | None:
 
 
 @hookimpl
-def aeros_access_log_fields(settings: ServerSettings) -> Mapping[str, Callable[[dict], Any]] | None:
+def aeros_access_log_fields(settings: ServerSettings) -> Mapping[str, Callable[[dict[str, Any]], Any]] | None:
     if not settings.request_id_header:
         return None
     return {"request_id": lambda scope: _current.get()}

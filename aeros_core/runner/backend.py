@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from typing import Any, Awaitable, Callable, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, runtime_checkable
 
 from .settings import ServerSettings
 

@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 TICK, REQUESTS, MEMORY = 0, 1, 2
 STACK_SIGNAL = signal.SIGUSR1  #: the supervisor asks a stuck worker for its Python stack
@@ -51,7 +51,7 @@ class Heartbeat:
 
     @property
     def memory_mb(self) -> float:
-        return self.values[MEMORY]
+        return cast("float", self.values[MEMORY])
 
 
 class RequestCounter:
@@ -61,7 +61,7 @@ class RequestCounter:
         self.count = 0
 
     def wrap(self, app: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-        def counted(scope: dict, receive: Any, send: Any) -> Awaitable[None]:
+        def counted(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
             self.count += 1
             return app(scope, receive, send)
 

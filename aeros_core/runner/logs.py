@@ -56,7 +56,7 @@ def _ensure_output() -> None:
         main.addHandler(handler)
 
 
-_loggers: "weakref.WeakKeyDictionary[Any, logging.Logger]" = weakref.WeakKeyDictionary()
+_loggers: weakref.WeakKeyDictionary[Any, logging.Logger] = weakref.WeakKeyDictionary()
 _taken: set[str] = set()
 
 

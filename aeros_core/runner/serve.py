@@ -7,7 +7,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from ..catalog import KNOWN_BACKENDS
 from .backend import ServerBackend
@@ -24,7 +24,7 @@ def backend_for(app: Any, name: str) -> ServerBackend:
         extra = KNOWN_BACKENDS.get(name)
         hint = f" (pip install 'aeros[{extra}]')" if extra else ""
         raise ValueError(f"no installed plugin provides the server backend {name!r}{hint}")
-    return backend
+    return cast("ServerBackend", backend)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -56,15 +56,15 @@ def announce_startup(
     A plain function returning the app's own awaitable: a request costs no coroutine of ours.
     """
 
-    async def lifespan(scope: dict, receive: Any, send: Any) -> None:
-        async def watched_send(message: dict) -> None:
+    async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def watched_send(message: dict[str, Any]) -> None:
             await send(message)
             if message["type"] == "lifespan.startup.complete":
                 on_started()
 
         await app(scope, receive, watched_send)
 
-    def announcing(scope: dict, receive: Any, send: Any) -> Awaitable[None]:
+    def announcing(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         if scope["type"] != "lifespan":
             return app(scope, receive, send)
         return lifespan(scope, receive, send)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..app import WebServer
@@ -185,7 +186,7 @@ class ServerSettings:
         given: Mapping[str, Any],
         environ: Mapping[str, str] | None = None,
         thread: bool = False,
-    ) -> "ServerSettings":
+    ) -> ServerSettings:
         """Settings from keywords given in code or on the command line, over ``AEROS_*`` variables,
         over the defaults. Keywords that are not settings go to ``backend_options``.
 
@@ -215,7 +216,7 @@ class ServerSettings:
             raise
 
     @classmethod
-    def external(cls, app: "WebServer") -> "ServerSettings":
+    def external(cls, app: WebServer) -> ServerSettings:
         """Settings for an app served by an ASGI server aeros did not start (it logs itself), or by
         ``app.test_client()``: the ``AEROS_*`` variables of the edge features apply."""
         given = {"host": app.host, "port": app.port, "server": "external", "access_log_to_std": False}

@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 from .settings import ServerSettings
 
@@ -338,7 +339,7 @@ def accept_queue_length(sock: socket.socket) -> int | None:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
     except OSError:
         return None
-    return struct.unpack_from("I", info, 24)[0]
+    return cast("int | None", struct.unpack_from("I", info, 24)[0])
 
 
 def queued(sockets: Iterable[socket.socket]) -> int:

@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..observe import exit_reason, worker_event
 from .heartbeat import STACK_SIGNAL, Heartbeat, RequestCounter, start_beating
@@ -137,7 +137,7 @@ class Worker:
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        return cast("int", self.process.pid)
 
 
 class Supervisor:

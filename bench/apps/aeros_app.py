@@ -10,9 +10,9 @@ import asyncio
 import os
 import sys
 
-from aeros import WebServer
-
 from common import BIG, HELLO, SMALL, VIEW_SECONDS
+
+from aeros import WebServer
 
 
 def plugin_keywords() -> dict:

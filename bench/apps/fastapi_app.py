@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from common import BIG, HELLO, SMALL, VIEW_SECONDS, TinyCache
 from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-
-from common import BIG, HELLO, SMALL, VIEW_SECONDS, TinyCache
 
 app = FastAPI()
 app.add_middleware(GZipMiddleware)

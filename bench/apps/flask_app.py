@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 
+from common import BIG, HELLO, SMALL, VIEW_SECONDS
 from flask import Flask
 from flask_caching import Cache
 from flask_compress import Compress
-
-from common import BIG, HELLO, SMALL, VIEW_SECONDS
 
 app = Flask(__name__)
 Compress(app)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+from common import BIG, HELLO, MIN_COMPRESS, SMALL, VIEW_SECONDS, TinyCache, gzip_body, wants_gzip
 from quart import Quart, Response, request
 from quart.wrappers.response import DataBody
-
-from common import BIG, HELLO, MIN_COMPRESS, SMALL, VIEW_SECONDS, TinyCache, gzip_body, wants_gzip
 
 app = Quart(__name__)
 cache = TinyCache()

@@ -9,10 +9,9 @@ import asyncio
 import json as jsonlib
 import os
 
+from common import BIG, HELLO, MIN_COMPRESS, SMALL, VIEW_SECONDS, TinyCache, gzip_body, wants_gzip
 from sanic import Sanic
 from sanic.response import HTTPResponse, json, text
-
-from common import BIG, HELLO, MIN_COMPRESS, SMALL, VIEW_SECONDS, TinyCache, gzip_body, wants_gzip
 
 app = Sanic("bench")
 cache = TinyCache()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from common import BIG, HELLO, SMALL, VIEW_SECONDS, TinyCache
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-
-from common import BIG, HELLO, SMALL, VIEW_SECONDS, TinyCache
 
 cache = TinyCache()
 

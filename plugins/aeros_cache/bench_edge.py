@@ -17,7 +17,8 @@ import re
 import statistics
 import subprocess
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 

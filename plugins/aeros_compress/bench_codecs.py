@@ -31,7 +31,7 @@ import statistics
 import sys
 import time
 import zlib
-from typing import Callable
+from collections.abc import Callable
 
 
 def sample_json(size: int = 60_000, seed: int = 0) -> bytes:
@@ -48,7 +48,7 @@ def sample_json(size: int = 60_000, seed: int = 0) -> bytes:
         items.append(
             {
                 "id": n,
-                "uuid": "%032x" % rng.getrandbits(128),
+                "uuid": f"{rng.getrandbits(128):032x}",
                 "name": " ".join(rng.choice(words) for _ in range(3)).title(),
                 "email": f"{rng.choice(words)}.{rng.choice(words)}{rng.randint(1, 999)}@example.com",
                 "active": rng.random() < 0.7,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aeros import AfterResponse, AsgiWrapper, Option, ServerSettings, Stage, WebServer, hookimpl
 

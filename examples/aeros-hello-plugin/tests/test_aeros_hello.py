@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from aeros_hello import PING_PATH, HelloPlugin
 
 from aeros import WebServer
-from aeros_hello import PING_PATH, HelloPlugin
 
 
 def hello_plugin(app: WebServer) -> HelloPlugin:

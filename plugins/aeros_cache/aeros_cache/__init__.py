@@ -6,13 +6,17 @@ caches a view. See the README of the distribution for every option.
 
 from .backends import CacheBackend, FileSystemCache, FilesystemCache, RedisCache, SimpleCache
 from .control import CacheControl, CacheTypes
+from .typing import AppCache, CachingApp, cache_of
 
 __all__ = [
+    "AppCache",
     "CacheBackend",
     "CacheControl",
     "CacheTypes",
+    "CachingApp",
     "FileSystemCache",
     "FilesystemCache",
     "RedisCache",
     "SimpleCache",
+    "cache_of",
 ]

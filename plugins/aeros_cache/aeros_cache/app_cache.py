@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .backends import CacheBackend
 from .options import ViewOptions
@@ -11,6 +12,9 @@ from .tags import check_tag
 
 if TYPE_CHECKING:
     from .plugin import CachePlugin
+
+#: a view: ``@app.cache(...)`` returns it with its own signature (the wrapper is ``functools.wraps``'s)
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 class AppCache:
@@ -20,7 +24,7 @@ class AppCache:
     still runs without one.
     """
 
-    def __init__(self, plugin: "CachePlugin") -> None:
+    def __init__(self, plugin: CachePlugin) -> None:
         self._plugin = plugin
         #: serve hits at the ASGI edge when the app allows it (read when a server starts)
         self.edge = True
@@ -47,7 +51,7 @@ class AppCache:
         tags: Iterable[str | Callable[..., Any]] = (),
         surrogate_keys: bool = False,
         hash_method: Any = None,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    ) -> Callable[[View], View]:
         """Cache the responses of the decorated view (put it *below* ``@app.route``).
 
         Args:
@@ -87,7 +91,7 @@ class AppCache:
             if not callable(tag):
                 check_tag(tag)
 
-        def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        def decorator(view: View) -> View:
             if plugin.backend is None:
                 return view
             unless_takes_args = False
@@ -114,7 +118,7 @@ class AppCache:
             )
             plugin.views[options.view_id] = options
             plugin.endpoints.clear()  # re-learnt on the next request of each endpoint
-            return plugin.wrap_view(view, options)
+            return cast(View, plugin.wrap_view(view, options))
 
         return decorator
 

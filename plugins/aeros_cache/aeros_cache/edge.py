@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from aeros_core.pipeline import ASGIApp, Stage
 
@@ -26,7 +27,7 @@ log = logging.getLogger("aeros.cache")
 
 
 class Edge:
-    def __init__(self, plugin: "CachePlugin") -> None:
+    def __init__(self, plugin: CachePlugin) -> None:
         self.plugin = plugin
 
     def obstacle(self) -> str | None:
@@ -64,7 +65,7 @@ class Edge:
         lookup = plugin.index.data.get
         stats = plugin.stats
 
-        async def cache_edge(scope: dict, receive: Any, send: Any) -> None:
+        async def cache_edge(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] == "http":
                 options = lookup((scope["method"], scope["path"]))
                 if options is not None:
@@ -81,7 +82,7 @@ class Edge:
 
         return cache_edge
 
-    async def lookup(self, options: ViewOptions, scope: dict) -> tuple[dict, dict] | None:
+    async def lookup(self, options: ViewOptions, scope: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The two ASGI messages of a fresh hit, or ``None`` (the lookup is left in the scope)."""
         try:
             headers = scope["headers"]

@@ -8,8 +8,9 @@ import math
 import re
 import struct
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 FORMAT = b"AEC2"
 _HEAD = struct.Struct(">IQ")  # JSON length, body length

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .backends import SimpleCache
 from .key import prefix_key
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class Invalidation:
-    def __init__(self, plugin: "CachePlugin") -> None:
+    def __init__(self, plugin: CachePlugin) -> None:
         self.plugin = plugin
 
     async def delete(self, view_or_key: Callable[..., Any] | str) -> int:

@@ -16,7 +16,8 @@ only if they have the same view, prefix, scheme, ``Host`` as sent and raw query 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 #: queries longer than this (bytes) are keyed by their SHA-256
 QUERY_INLINE = 512

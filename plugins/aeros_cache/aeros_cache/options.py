@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .entry import Entry
 
@@ -70,7 +71,7 @@ class RequestState:
         self.if_none_match: bytes | None = None
         self.key: str | None = None
         self.store = False
-        self.future: asyncio.Future | None = None
+        self.future: asyncio.Future[Any] | None = None
         self.flight: tuple[int, str] | None = None
         self.returned_none = False
         self.view_ran = False

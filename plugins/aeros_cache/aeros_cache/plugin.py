@@ -29,7 +29,8 @@ import functools
 import inspect
 import logging
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from quart import Response
 from quart.globals import _cv_request
@@ -75,7 +76,7 @@ class CachePlugin:
         #: endpoint -> its ViewOptions, or None for an endpoint whose view is not cached;
         #: learnt once per endpoint, so requests of views the cache does not touch cost one lookup
         self.endpoints: dict[Any, ViewOptions | None] = {}
-        self.inflight: dict[tuple[int, str], asyncio.Future] = {}
+        self.inflight: dict[tuple[int, str], asyncio.Future[Any]] = {}
         self.edge_active = False
         self.locks: FleetLocks | None = None
         self.edge = Edge(self)

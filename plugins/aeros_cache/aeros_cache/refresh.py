@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .flight import UNAVAILABLE
 from .options import REFRESH_KEY, SCOPE_KEY, STATE_KEY
@@ -19,7 +19,7 @@ log = logging.getLogger("aeros.cache")
 
 
 class Refresher:
-    def __init__(self, plugin: "CachePlugin") -> None:
+    def __init__(self, plugin: CachePlugin) -> None:
         self.plugin = plugin
         #: keys being refreshed in the background by this process, and their tasks
         self.refreshing: dict[str, asyncio.Task[Any]] = {}
@@ -31,7 +31,7 @@ class Refresher:
         self.refreshing[key] = task
         task.add_done_callback(lambda _task: self.refreshing.pop(key, None))
 
-    async def _run(self, scope: dict, key: str) -> None:
+    async def _run(self, scope: dict[str, Any], key: str) -> None:
         """Run the view for ``key`` through Quart, as a request of its own marked as a refresh
         (it skips the lookup and stores its answer); across processes, only the lock holder."""
         locks = self.plugin.locks
@@ -51,16 +51,18 @@ class Refresher:
             started = False
             never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
-            async def receive() -> dict:
+            async def receive() -> dict[str, Any]:
                 nonlocal started
                 if not started:
                     started = True
                     return {"type": "http.request", "body": b"", "more_body": False}
-                return await never  # no disconnect: Quart stops listening when the answer is done
+                return cast(
+                    "dict[str, Any]", await never
+                )  # no disconnect: Quart stops listening when the answer is done
 
             status: list[int] = []
 
-            async def send(message: dict) -> None:
+            async def send(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     status.append(message["status"])
 

@@ -365,8 +365,9 @@ def test_bad_cache_value_is_rejected() -> None:
 
 
 def test_names_from_aeros() -> None:
-    import aeros
     import aeros_cache
+
+    import aeros
 
     for name in ("SimpleCache", "FileSystemCache", "FilesystemCache", "RedisCache", "CacheControl", "CacheTypes"):
         assert name in aeros_cache.__all__
@@ -380,8 +381,9 @@ def test_names_from_aeros() -> None:
 def test_simple_cache_is_bounded_lru() -> None:
     import asyncio
 
-    from aeros import SimpleCache
     from aeros_cache.entry import Entry
+
+    from aeros import SimpleCache
 
     cache = SimpleCache(threshold=2)
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
+from aeros_cache import entry as entry_format
 
 from aeros import FileSystemCache, RedisCache, WebServer
-from aeros_cache import entry as entry_format
 from aeros_core.testing import installed_backends
 
 

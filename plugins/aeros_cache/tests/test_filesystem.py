@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aeros_cache.entry import Entry
 
 from aeros import FileSystemCache, WebServer
-from aeros_cache.entry import Entry
 
 # the key holds the Host: behind one load balancer, every process sees the same one
 SAME_HOST = {"Host": "app.example"}

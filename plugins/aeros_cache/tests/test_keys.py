@@ -12,13 +12,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from aeros_cache.key import base_key, variant_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from quart import request
 from werkzeug.datastructures import MultiDict
 
 from aeros import SimpleCache, WebServer
-from aeros_cache.key import base_key, variant_key
 from aeros_core.testing import installed_backends
 
 # (first request target, second request target, whether each sends "Host: <server address>")
@@ -141,6 +141,9 @@ def test_long_queries_are_hashed_apart_from_short_ones() -> None:
 )
 def test_vary_values_cannot_run_into_each_other(headers: list[tuple[bytes, bytes]], other: bytes) -> None:
     changed = headers + [(b"accept", other)]
-    joined = lambda hs: [v for k, v in hs if k == b"accept"]
+
+    def joined(hs: list[tuple[bytes, bytes]]) -> list[bytes]:
+        return [v for k, v in hs if k == b"accept"]
+
     if b", ".join(joined(headers)) != b", ".join(joined(changed)):
         assert variant_key("k", ["accept", "x"], headers) != variant_key("k", ["accept", "x"], changed)

@@ -105,8 +105,9 @@ def test_the_edge_index_stays_within_its_bytes() -> None:
 def test_simple_cache_stays_within_its_bytes() -> None:
     import asyncio
 
-    from aeros import SimpleCache
     from aeros_cache.entry import Entry
+
+    from aeros import SimpleCache
 
     cache = SimpleCache(threshold=100_000, max_bytes=4 << 20)
 

@@ -17,7 +17,8 @@ import importlib
 import threading
 import warnings
 import zlib
-from typing import Any, Callable, ClassVar, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Protocol, cast
 
 __all__ = ["Algorithm", "Br", "Compression", "Gzip", "MissingCodecError", "Zstd", "DEFAULT_MIMETYPES"]
 
@@ -212,10 +213,10 @@ class _DeflateStream:
 
     def chunk(self, data: bytes) -> bytes:
         c = self._compressor
-        return c.compress(data) + c.flush(self._sync)
+        return cast("bytes", c.compress(data) + c.flush(self._sync))
 
     def finish(self) -> bytes:
-        return self._compressor.flush()
+        return cast("bytes", self._compressor.flush())
 
 
 class Gzip(Algorithm):
@@ -268,7 +269,7 @@ class Gzip(Algorithm):
         return "zlib", zlib, level
 
     def compress(self, data: bytes) -> bytes:
-        return self._module.compress(data, self._level, 31)
+        return cast("bytes", self._module.compress(data, self._level, 31))
 
     def stream(self) -> Stream:
         return _DeflateStream(self._module, self._level)
@@ -296,10 +297,10 @@ class _BrotliStream:
 
     def chunk(self, data: bytes) -> bytes:
         c = self._compressor
-        return c.process(data) + c.flush()
+        return cast("bytes", c.process(data) + c.flush())
 
     def finish(self) -> bytes:
-        return self._compressor.finish()
+        return cast("bytes", self._compressor.finish())
 
 
 class Br(Algorithm):
@@ -319,7 +320,7 @@ class Br(Algorithm):
         self._brotli = _require("brotli", "Br", "brotli")
 
     def compress(self, data: bytes) -> bytes:
-        return self._brotli.compress(data, quality=self.level)
+        return cast("bytes", self._brotli.compress(data, quality=self.level))
 
     def stream(self) -> Stream:
         return _BrotliStream(self._brotli, self.level)
@@ -337,10 +338,10 @@ class _ZstdStream:
 
     def chunk(self, data: bytes) -> bytes:
         c = self._compressor
-        return c.compress(data) + c.flush(self._block)
+        return cast("bytes", c.compress(data) + c.flush(self._block))
 
     def finish(self) -> bytes:
-        return self._compressor.flush()
+        return cast("bytes", self._compressor.flush())
 
 
 class Zstd(Algorithm):
@@ -371,7 +372,7 @@ class Zstd(Algorithm):
         return compressor
 
     def compress(self, data: bytes) -> bytes:
-        return self._compressor().compress(data)
+        return cast("bytes", self._compressor().compress(data))
 
     def stream(self) -> Stream:
         return _ZstdStream(self._zstandard, self._zstandard.ZstdCompressor(level=self.level))

@@ -24,13 +24,14 @@ as identity, so ``send`` is wrapped by a small function that looks at the start 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from .codecs import Algorithm, Stream
 from .negotiate import rank
 from .variants import VariantCache
 
-Send = Callable[[dict], Awaitable[None]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 #: Bodies with a Content-Length above this are streamed (chunk by chunk) instead of collected.
 BUFFER_LIMIT = 8 * 1024 * 1024
@@ -76,12 +77,13 @@ class CompressMiddleware:
         self.min_size = min(a.min_size for a in self.algorithms)
         self._rankings: dict[bytes, tuple[int, ...]] = {}
         #: ``on_encoded(scope, encoding, bytes_in, bytes_out)`` after each encoded response, or None
-        self.on_encoded: Callable[[dict, str, int, int], None] | None = None
+        self.on_encoded: Callable[[dict[str, Any], str, int, int], None] | None = None
         self._accepting: dict[bytes, tuple[int, ...]] = {}
 
-    async def __call__(self, scope: dict, receive: Any, send: Send) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         accept: bytes | None = None
         ranged = False
         if_none_match = None
@@ -95,7 +97,8 @@ class CompressMiddleware:
         ranking = self.ranking(accept)
         if not ranking or ranged or scope["method"] == "HEAD":
             # identity whatever the response: only Vary may need adding, to the start message
-            return await self.app(scope, receive, self.identity_send(send, if_none_match))
+            await self.app(scope, receive, self.identity_send(send, if_none_match))
+            return
         exchange = _Exchange(self, scope, send, ranking, if_none_match)
         await self.app(exchange.scope, receive, exchange.send)
         if exchange.mode == _BUFFER:  # the app ended without finishing its body: hand on what it sent
@@ -109,7 +112,7 @@ class CompressMiddleware:
         """
         started = False
 
-        def identity(message: dict) -> Awaitable[None]:
+        def identity(message: dict[str, Any]) -> Awaitable[None]:
             nonlocal started
             if not started and message["type"] == "http.response.start":
                 started = True
@@ -120,7 +123,9 @@ class CompressMiddleware:
 
         return identity
 
-    def inspect_start(self, message: dict, if_none_match: bytes | None) -> tuple[dict, tuple | None]:
+    def inspect_start(
+        self, message: dict[str, Any], if_none_match: bytes | None
+    ) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
         """Read a ``http.response.start`` message once.
 
         Returns the message (its headers made a list; a 304's ETag echoed weak where the client
@@ -245,7 +250,12 @@ class _Exchange:
     )
 
     def __init__(
-        self, mw: CompressMiddleware, scope: dict, send: Send, ranking: tuple[int, ...], if_none_match: bytes | None
+        self,
+        mw: CompressMiddleware,
+        scope: dict[str, Any],
+        send: Send,
+        ranking: tuple[int, ...],
+        if_none_match: bytes | None,
     ) -> None:
         """For a request (not HEAD, no ``Range``) whose Accept-Encoding accepts ``ranking``."""
         self.mw = mw
@@ -264,14 +274,14 @@ class _Exchange:
         # stream, etag (the response's strong ETag or None), vary_done (it already varies on
         # Accept-Encoding, or on *)
         self.algorithm: Algorithm | None
-        self.start: dict | None
+        self.start: dict[str, Any] | None
         self.parts: list[bytes]
         self.size: int
         self.stream: Stream | None
         self.etag: bytes | None
         self.vary_done: bool
 
-    def send(self, message: dict) -> Awaitable[None]:
+    def send(self, message: dict[str, Any]) -> Awaitable[None]:
         """The app's ``send``. A message that passes untouched (everything of a response that
         is not encoded, its start message included) gets the server's own awaitable back, so
         it costs no coroutine of ours."""
@@ -287,7 +297,7 @@ class _Exchange:
             return self.begin_stream() if self.mode == _STREAM else _nothing()
         return self.handle(message)
 
-    async def handle(self, message: dict) -> None:
+    async def handle(self, message: dict[str, Any]) -> None:
         """A message of a response being encoded (buffered or streamed)."""
         mode = self.mode
         if message["type"] != "http.response.body":
@@ -298,7 +308,7 @@ class _Exchange:
 
     # --- the decision ------------------------------------------------------------------------
 
-    def on_start(self, message: dict) -> dict | None:
+    def on_start(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Decide: the message to send now (passing on), or ``None`` (held: buffer or stream)."""
         mw = self.mw
         message, compressible = mw.inspect_start(message, self.if_none_match)
@@ -325,7 +335,7 @@ class _Exchange:
         self.mode = _BUFFER if size is not None and size <= mw.buffer_limit else _STREAM
         return None
 
-    def encoded_start(self, length: int | None) -> dict:
+    def encoded_start(self, length: int | None) -> dict[str, Any]:
         """The held start message, turned into the encoded representation's."""
         start = self.start
         assert start is not None and self.algorithm is not None
@@ -344,7 +354,7 @@ class _Exchange:
             headers.append(_VARY)
         return {**start, "headers": headers}
 
-    def identity_start(self) -> dict:
+    def identity_start(self) -> dict[str, Any]:
         start = self.start
         assert start is not None
         if self.vary_done:
@@ -353,7 +363,7 @@ class _Exchange:
 
     # --- a body of known length: collect, compress once -------------------------------------
 
-    async def on_buffered_body(self, message: dict) -> None:
+    async def on_buffered_body(self, message: dict[str, Any]) -> None:
         body = message.get("body", b"")
         if body:
             self.parts.append(body)
@@ -407,7 +417,7 @@ class _Exchange:
             self.size = 0
             await self.on_stream_body({"type": "http.response.body", "body": pending, "more_body": True})
 
-    async def on_stream_body(self, message: dict) -> None:
+    async def on_stream_body(self, message: dict[str, Any]) -> None:
         stream = self.stream
         assert stream is not None
         body = message.get("body", b"")
@@ -432,7 +442,7 @@ class _Exchange:
         await self.downstream({"type": "http.response.body", "body": out, "more_body": more})
 
 
-def echo_weak_etag(message: dict, headers: Any, if_none_match: bytes) -> dict:
+def echo_weak_etag(message: dict[str, Any], headers: Any, if_none_match: bytes) -> dict[str, Any]:
     """On a 304, give back the weak ETag the client holds if it got the encoded variant."""
     tokens = [t.strip() for t in if_none_match.split(b",")]
     new_headers = []

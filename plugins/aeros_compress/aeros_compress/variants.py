@@ -8,7 +8,8 @@ can be reused for every later response that carries the same ETag, such as cache
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 
 class VariantCache:

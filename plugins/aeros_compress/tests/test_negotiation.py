@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aeros_compress.negotiate import parse_accept_encoding, rank
 from quart import Response
 
 from aeros import Br, Gzip, WebServer, Zstd
-from aeros_compress.negotiate import parse_accept_encoding, rank
 
 
 def json_app(doc: bytes, compression: Any) -> WebServer:

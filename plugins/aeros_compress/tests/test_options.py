@@ -18,8 +18,9 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_public_names_from_aeros() -> None:
-    import aeros
     import aeros_compress
+
+    import aeros
 
     for name in ("Gzip", "Br", "Zstd", "Compression", "Algorithm", "MissingCodecError"):
         assert name in aeros_compress.__all__

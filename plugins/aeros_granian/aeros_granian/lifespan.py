@@ -9,7 +9,8 @@ itself or cut short after ``graceful_timeout``: always, and in bounded time.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 class LifespanFailed(RuntimeError):

@@ -16,8 +16,9 @@ import inspect
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, cast
 
 from aeros_core.hookspecs import hookimpl
 from aeros_core.runner.fdlimit import max_connections
@@ -157,7 +158,7 @@ class GranianBackend:
             await lifespan.shutdown()
 
     async def _serve_until_stopped(
-        self, server: Any, in_flight: "_InFlight", shutdown_trigger: Callable[[], Awaitable[Any]], graceful: float
+        self, server: Any, in_flight: _InFlight, shutdown_trigger: Callable[[], Awaitable[Any]], graceful: float
     ) -> None:
         serving = asyncio.ensure_future(server.serve())
         stopping = asyncio.ensure_future(shutdown_trigger())
@@ -178,7 +179,7 @@ class GranianBackend:
             raise RuntimeError("granian's worker stopped unexpectedly (see the aeros.server log)")
 
     @staticmethod
-    async def _drain(serving: asyncio.Future[Any], in_flight: "_InFlight", graceful_timeout: float) -> None:
+    async def _drain(serving: asyncio.Future[Any], in_flight: _InFlight, graceful_timeout: float) -> None:
         """Let granian finish within ``graceful_timeout``; then cancel what still runs."""
         done, _ = await asyncio.wait({serving}, timeout=graceful_timeout)
         if done:
@@ -231,7 +232,7 @@ class _InFlight:
                 more_body = message.get("more_body", False)
             elif kind == "http.disconnect" and more_body:
                 body_broken = True
-            return message
+            return cast("dict[str, Any]", message)
 
         self.tasks.add(task)
         try:

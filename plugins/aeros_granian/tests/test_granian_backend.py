@@ -190,7 +190,9 @@ def test_stop_always_runs_the_app_shutdown_within_graceful_timeout_plus_one_seco
             assert client.get(server.url + "/hello").status_code == 200
             stuck = None
             if attempt % 2:
-                stuck = threading.Thread(target=lambda: httpx.get(server.url + "/forever", timeout=10), daemon=True)
+                stuck = threading.Thread(
+                    target=httpx.get, args=(server.url + "/forever",), kwargs={"timeout": 10}, daemon=True
+                )
                 stuck.start()
                 assert entered.wait(10)
             server.stop(timeout=graceful + 1)

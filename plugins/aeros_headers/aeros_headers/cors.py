@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, Union
 from urllib.parse import urlsplit
 
 from .fields import RawHeader, encode_header
@@ -37,7 +38,7 @@ def _normalise_origin(origin: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def _names(value: Union[str, Iterable[str]], what: str) -> Optional[tuple[str, ...]]:
+def _names(value: str | Iterable[str], what: str) -> tuple[str, ...] | None:
     """``"*"`` -> ``None`` (reflect what is asked); otherwise a tuple of names."""
     if value == "*":
         return None
@@ -85,16 +86,16 @@ class Cors:
         origins: Origins = "*",
         *,
         credentials: bool = False,
-        methods: Union[str, Iterable[str]] = DEFAULT_METHODS,
-        headers: Union[str, Iterable[str]] = "*",
-        expose_headers: Union[str, Iterable[str]] = (),
-        max_age: Optional[int] = 600,
+        methods: str | Iterable[str] = DEFAULT_METHODS,
+        headers: str | Iterable[str] = "*",
+        expose_headers: str | Iterable[str] = (),
+        max_age: int | None = 600,
     ) -> None:
         self.credentials = bool(credentials)
         self.any_origin = False
         self._exact: frozenset[str] = frozenset()
         self._patterns: tuple[re.Pattern[str], ...] = ()
-        self._check: Optional[Callable[[str], Any]] = None
+        self._check: Callable[[str], Any] | None = None
         self._set_origins(origins)
         if self.any_origin and self.credentials:
             raise ValueError(
@@ -129,7 +130,7 @@ class Cors:
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_setting(cls, setting: Any) -> Optional["Cors"]:
+    def from_setting(cls, setting: Any) -> Cors | None:
         """The ``cors=`` keyword: ``None``/``False``, ``True`` (any origin), a dict, or a ``Cors``."""
         if setting is None or setting is False:
             return None
@@ -203,7 +204,7 @@ class Cors:
         return [self._allow_origin(origin, raw_origin), *self._actual_static]
 
     def preflight(
-        self, raw_origin: bytes, raw_method: bytes, raw_headers: Optional[bytes]
+        self, raw_origin: bytes, raw_method: bytes, raw_headers: bytes | None
     ) -> tuple[int, list[RawHeader], bytes]:
         """``(status, headers, body)`` answering a preflight ``OPTIONS`` request.
 
@@ -252,7 +253,7 @@ def _refused(reason: str, vary: RawHeader) -> tuple[int, list[RawHeader], bytes]
     )
 
 
-def route_policy(view: Any) -> Optional[Cors]:
+def route_policy(view: Any) -> Cors | None:
     """The policy ``@Cors(...)`` gave a view function or its view class, if any."""
     policy = getattr(view, ROUTE_ATTRIBUTE, None)
     if policy is None:

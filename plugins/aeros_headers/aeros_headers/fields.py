@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping, Union
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 #: One response header as ASGI carries it: lower-case name, latin-1 value.
 RawHeader = tuple[bytes, bytes]
 
-HeaderSource = Union[Mapping[str, Any], Iterable[tuple[str, Any]], None]
+HeaderSource = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")

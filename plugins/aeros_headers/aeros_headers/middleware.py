@@ -7,7 +7,7 @@ a request context. Every header list is encoded once, when the wrapper is built.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, cast
 
 from aeros_core.pipeline import ASGIApp
 
@@ -30,7 +30,7 @@ class RouteIndex:
         self.app = app
         self._seen = -1
         self._policies: dict[str, Cors] = {}
-        self._memo: dict[tuple[str, str, str, str], Optional[str]] = {}
+        self._memo: dict[tuple[str, str, str, str], str | None] = {}
 
     def policies(self) -> dict[str, Cors]:
         views = self.app.view_functions
@@ -44,7 +44,7 @@ class RouteIndex:
             self._memo.clear()
         return self._policies
 
-    def policy_for(self, scope: dict, method: str, default: Optional[Cors]) -> Optional[Cors]:
+    def policy_for(self, scope: dict[str, Any], method: str, default: Cors | None) -> Cors | None:
         """The route's own policy if the request routes to a ``@Cors`` view, else ``default``."""
         policies = self.policies()
         if not policies:
@@ -67,7 +67,7 @@ class RouteIndex:
             return default
         return policies.get(endpoint, default)
 
-    def _endpoint(self, scope: dict, host: str, method: str) -> Optional[str]:
+    def _endpoint(self, scope: dict[str, Any], host: str, method: str) -> str | None:
         from werkzeug.exceptions import HTTPException
 
         path = scope["path"]
@@ -85,30 +85,30 @@ class RouteIndex:
             rule, _ = adapter.match(method=method, return_rule=True)
         except HTTPException:  # 404, 405, redirects: the app-wide policy answers
             return None
-        return rule.endpoint
+        return cast("str | None", rule.endpoint)
 
 
 def headers_wrapper(
     *,
     over_http: list[RawHeader],
     over_https: list[RawHeader],
-    cors: Optional[Cors],
-    routes: Optional[RouteIndex],
+    cors: Cors | None,
+    routes: RouteIndex | None,
 ) -> Any:
     """``wrap(asgi_app) -> asgi_app`` adding ``over_http``/``over_https`` and CORS to every response."""
     cors_active = cors is not None or routes is not None
     vary_origin = (cors is not None and cors.varies) or routes is not None
 
     def wrap(inner: ASGIApp) -> ASGIApp:
-        async def with_headers(scope: dict, receive: Any, send: Any) -> None:
+        async def with_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] != "http":
                 return await inner(scope, receive, send)
             extra = over_https if scope.get("scheme") == "https" else over_http
             cors_headers: list[RawHeader] = []
             if cors_active:
-                origin: Optional[bytes] = None
-                request_method: Optional[bytes] = None
-                request_headers: Optional[bytes] = None
+                origin: bytes | None = None
+                request_method: bytes | None = None
+                request_headers: bytes | None = None
                 for name, value in scope["headers"]:
                     if name == b"origin":
                         origin = value
@@ -131,7 +131,7 @@ def headers_wrapper(
                     if policy is not None:
                         cors_headers = policy.actual_headers(origin)
 
-            async def send_with_headers(message: dict) -> None:
+            async def send_with_headers(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     headers = list(message.get("headers") or ())
                     present = {name.lower() for name, _ in headers}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from aeros_core.hookspecs import hookimpl
 from aeros_core.options import Option
@@ -25,7 +26,7 @@ class HeadersPlugin:
     def __init__(self) -> None:
         self.over_http: list[RawHeader] = []
         self.over_https: list[RawHeader] = []
-        self.cors: Optional[Cors] = None
+        self.cors: Cors | None = None
 
     @hookimpl
     def aeros_options(self) -> list[Option]:
@@ -50,7 +51,7 @@ class HeadersPlugin:
         self.cors = Cors.from_setting(options["cors"])
 
     @hookimpl
-    def aeros_asgi_wrapper(self, app: Any) -> Optional[AsgiWrapper]:
+    def aeros_asgi_wrapper(self, app: Any) -> AsgiWrapper | None:
         index = RouteIndex(app)
         routes = index if index.policies() else None  # some view carries its own @Cors
         if not (self.over_http or self.over_https or self.cors or routes):

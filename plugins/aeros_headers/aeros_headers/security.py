@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Union
+from collections.abc import Mapping
+from typing import Any
 
 from .fields import RawHeader, encode_header
 
@@ -19,7 +20,7 @@ DEFAULT_SECURITY_HEADERS: dict[str, str] = {
 #: The one key of the ``security_headers`` dict that is not a header name.
 FORCE_HSTS = "force_hsts"
 
-SecuritySetting = Union[bool, Mapping[str, Any], None]
+SecuritySetting = bool | Mapping[str, Any] | None
 
 
 def security_headers(setting: SecuritySetting) -> tuple[list[RawHeader], list[RawHeader]]:

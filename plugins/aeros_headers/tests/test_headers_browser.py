@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from quart import current_app
 
 from aeros import WebServer

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aeros_core.observe import RouteRecorder
 from aeros_core.pipeline import ASGIApp
@@ -30,7 +31,7 @@ def metrics_wrapper(
         finished_request = metrics.finished
         route_of = routes.route
 
-        async def measured(scope: dict, receive: Any, send: Any) -> None:
+        async def measured(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] != "http":
                 return await app(scope, receive, send)
             if scope["path"] == path:
@@ -40,7 +41,7 @@ def metrics_wrapper(
             done = False
             started_request()
 
-            def watching_send(message: dict) -> Any:
+            def watching_send(message: dict[str, Any]) -> Any:
                 # Counted before the last body message goes to the server: a response a client
                 # received is on file even if this worker is SIGKILLed the next instant.
                 nonlocal status, done
@@ -58,7 +59,7 @@ def metrics_wrapper(
                 if not done:  # no complete response: an error, or the client went away
                     finished_request(scope["method"], route_of(scope, status), status, perf_counter() - started)
 
-        async def scrape(scope: dict, send: Any) -> None:
+        async def scrape(scope: dict[str, Any], send: Any) -> None:
             if scope["method"] not in ("GET", "HEAD"):
                 headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"allow", b"GET, HEAD")]
                 await send({"type": "http.response.start", "status": 405, "headers": headers})

@@ -15,13 +15,17 @@ import json
 import logging
 import os
 import tempfile
-from typing import Any, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .fold import FOLDED, KINDS, archive_path, read_archive
+from .fold import FOLDED, KINDS, archive_path, read_archive, read_values
+
+#: prometheus_client's merge of metrics files into metric families (not annotated there), typed
+merge_files = cast(Callable[..., list[Metric]], MultiProcessCollector.merge)
 
 log = logging.getLogger("aeros.metrics")
 
@@ -41,7 +45,7 @@ class _Merged:
 def readable(path: str) -> bool:
     """Whether ``path`` parses as a metrics file (a file removed meanwhile is not readable)."""
     try:
-        for key, _value, _timestamp, _position in MmapedDict.read_all_values_from_file(path):
+        for key, _value, _timestamp, _position in read_values(path):
             json.loads(key)
     except FileNotFoundError:
         return False
@@ -93,7 +97,7 @@ class Exposition:
                 except Exception as error:
                     self.warn(path, error)
             try:
-                merged = [m for m in MultiProcessCollector.merge(good, accumulate=True) if m.name != FOLDED]
+                merged = [m for m in merge_files(good, accumulate=True) if m.name != FOLDED]
             except Exception as error:  # a file changed under us in a way the check did not see
                 log.warning("metrics of %s could not be merged: %r", self.directory, error)
                 return b"# metrics temporarily unavailable\n"

@@ -20,8 +20,14 @@ import json
 import os
 import struct
 import time
+from collections.abc import Callable, Iterable
+from typing import cast
 
 from prometheus_client.mmap_dict import MmapedDict
+
+#: prometheus_client's reader of a metrics file (not annotated there), typed: the
+#: ``(key, value, timestamp, position)`` of each sample.
+read_values = cast(Callable[[str], Iterable[tuple[str, float, float, int]]], MmapedDict.read_all_values_from_file)
 
 #: metric name of the archive entries that list the folded files (never exported)
 FOLDED = "aeros_folded_files"
@@ -43,7 +49,7 @@ def read_archive(path: str) -> tuple[dict[str, float], dict[str, float]]:
     values: dict[str, float] = {}
     folded: dict[str, float] = {}
     try:
-        entries = list(MmapedDict.read_all_values_from_file(path))
+        entries = list(read_values(path))
     except FileNotFoundError:
         return values, folded
     for key, value, _timestamp, _position in entries:
@@ -79,7 +85,7 @@ def fold(directory: str, pid: int, now: float | None = None) -> None:
             name = os.path.basename(dead)
             if name in folded:
                 continue
-            for key, value, _timestamp, _position in MmapedDict.read_all_values_from_file(dead):
+            for key, value, _timestamp, _position in read_values(dead):
                 values[key] = values.get(key, 0.0) + value
             folded[name] = now
         for name, when in list(folded.items()):

@@ -16,8 +16,9 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from aeros_core.hookspecs import hookimpl
 from aeros_core.observe import RouteRecorder

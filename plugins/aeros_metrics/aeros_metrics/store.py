@@ -20,7 +20,8 @@ import logging
 import mmap
 import os
 import struct
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client.mmap_dict import mmap_key
 
@@ -77,7 +78,7 @@ class ProcessStore:
         self.pid = os.getpid()
         self.tag = f"{self.pid}-{os.urandom(4).hex()}"  #: this process's part of its file names
         self.writers: dict[str, FileWriter] = {}
-        self.cells: dict[tuple, Cell] = {}
+        self.cells: dict[tuple[Any, ...], Cell] = {}
         self.broken = False
 
     def cell(self, kind: str, metric: str, sample: str, labels: Sequence[tuple[str, str]], help_text: str) -> Cell:

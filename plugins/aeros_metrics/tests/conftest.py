@@ -7,9 +7,9 @@ import shutil
 import socket
 import subprocess
 import textwrap
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import pytest

@@ -9,7 +9,8 @@ span in the scope, where the cache and compression events find it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.metrics import NoOpMeterProvider
@@ -22,12 +23,12 @@ from aeros_core.pipeline import ASGIApp
 SPAN_KEY = "aeros_otel.span"
 
 
-def remember_span(span: Span, scope: dict) -> None:
+def remember_span(span: Span, scope: dict[str, Any]) -> None:
     """The middleware's ``server_request_hook``: keep the span in the scope."""
     scope[SPAN_KEY] = span
 
 
-def trace_id_of(scope: dict) -> str | None:
+def trace_id_of(scope: dict[str, Any]) -> str | None:
     """The access-log field ``trace_id``: the request's trace id, or None when it was not traced."""
     span = scope.get(SPAN_KEY)
     if span is None:
@@ -36,7 +37,7 @@ def trace_id_of(scope: dict) -> str | None:
     return format_trace_id(context.trace_id) if context.is_valid else None
 
 
-def name_span(scope: dict, routes: RouteRecorder, status: int) -> None:
+def name_span(scope: dict[str, Any], routes: RouteRecorder, status: int) -> None:
     span = scope.get(SPAN_KEY)
     if span is not None and span.is_recording():
         route = routes.route(scope, status)
@@ -51,13 +52,13 @@ def name_by_route(app: ASGIApp, routes: RouteRecorder) -> ASGIApp:
     Done before the last body message goes out: the instrumentation ends the span there.
     """
 
-    async def named(scope: dict, receive: Any, send: Any) -> None:
+    async def named(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await app(scope, receive, send)
         status = 500
         done = False
 
-        def watching_send(message: dict) -> Any:
+        def watching_send(message: dict[str, Any]) -> Any:
             nonlocal status, done
             kind = message["type"]
             if kind == "http.response.start":
@@ -85,7 +86,7 @@ def tracing_wrapper(
         inner = name_by_route(app, routes)
         traced: list[Any] = []  # the middleware, built at the first request after startup
 
-        async def tracing(scope: dict, receive: Any, send: Any) -> None:
+        async def tracing(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] != "http":
                 return await inner(scope, receive, send)
             if not traced:

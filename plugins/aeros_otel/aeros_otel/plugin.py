@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
@@ -103,7 +104,7 @@ class TracingPlugin:
         return AsgiWrapper(TRACING_STAGE, tracing_wrapper(lambda: self.provider, self.routes))
 
     @hookimpl
-    def aeros_access_log_fields(self, app: Any, settings: Any) -> Mapping[str, Callable[[dict], Any]] | None:
+    def aeros_access_log_fields(self, app: Any, settings: Any) -> Mapping[str, Callable[[dict[str, Any]], Any]] | None:
         return None if self.routes is None else {"trace_id": trace_id_of}
 
     @hookimpl

@@ -6,8 +6,9 @@ import json
 import logging
 import secrets
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -98,7 +99,7 @@ def test_each_worker_exports_one_server_span_per_request_with_the_callers_trace(
             assert trace_id not in by_trace, f"two spans for one request: {span}"
             by_trace[trace_id] = (pid, span)
     assert set(by_trace) == {*sent, missing_trace}
-    for trace_id, (parent, pid, path) in sent.items():
+    for trace_id, (parent, pid, _path) in sent.items():
         worker, span = by_trace[trace_id]
         assert worker == pid, "the span was exported by another process than the one that served it"
         assert span["name"] == "GET /items/<int:number>"

@@ -12,7 +12,8 @@ import asyncio
 import functools
 import inspect
 import typing
-from typing import Any, Awaitable, Callable, Generic, Optional, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar, cast
 
 from quart import has_request_context
 from quart import request as _quart_request
@@ -94,14 +95,14 @@ async def _load_form(request: Any) -> None:
             raise FormBodyError(f"The {request.mimetype} request body is malformed: {error}.") from None
 
 
-async def _read_form(request: Any) -> MultiDict:
+async def _read_form(request: Any) -> MultiDict[str, Any]:
     await _load_form(request)
-    return await request.form
+    return cast("MultiDict[str, Any]", await request.form)
 
 
-async def _read_files(request: Any) -> MultiDict:
+async def _read_files(request: Any) -> MultiDict[str, Any]:
     await _load_form(request)
-    return await request.files
+    return cast("MultiDict[str, Any]", await request.files)
 
 
 class RequestField(Generic[T]):
@@ -115,11 +116,11 @@ class RequestField(Generic[T]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, instance: Optional["EasyRequest"], owner: Optional[type] = None) -> T:
+    def __get__(self, instance: EasyRequest | None, owner: type | None = None) -> T:
         request = current_request() if instance is None else instance._get()
         return self._read(request)
 
-    def __set__(self, instance: "EasyRequest", value: Any) -> None:
+    def __set__(self, instance: EasyRequest, value: Any) -> None:
         raise AttributeError(f"EasyRequest.{self.name} is read-only")
 
 
@@ -145,21 +146,23 @@ class EasyRequest:
 
     __slots__ = ("_request",)
 
-    params: RequestField[MultiDict] = RequestField(lambda r: r.args, "The query-string parameters (``request.args``).")
+    params: RequestField[MultiDict[str, Any]] = RequestField(
+        lambda r: r.args, "The query-string parameters (``request.args``)."
+    )
     headers: RequestField[Headers] = RequestField(lambda r: r.headers, "The request headers, case-insensitive.")
-    cookies: RequestField[MultiDict] = RequestField(lambda r: r.cookies, "The request cookies.")
-    form: RequestField[Awaitable[MultiDict]] = RequestField(
+    cookies: RequestField[MultiDict[str, Any]] = RequestField(lambda r: r.cookies, "The request cookies.")
+    form: RequestField[Awaitable[MultiDict[str, Any]]] = RequestField(
         _read_form, "``await`` it: the form fields of a urlencoded or multipart body."
     )
     json: RequestField[Awaitable[Any]] = RequestField(
         _read_json, "``await`` it: the JSON body; 400 (``JSONBodyError``) if the body is not JSON."
     )
-    files: RequestField[Awaitable[MultiDict]] = RequestField(
+    files: RequestField[Awaitable[MultiDict[str, Any]]] = RequestField(
         _read_files, "``await`` it: uploaded files of a multipart body (``FileStorage`` values)."
     )
     quart_request: RequestField[Any] = RequestField(lambda r: r, "The underlying ``quart.Request``.")
 
-    def __init__(self, request: Optional[Any] = None) -> None:
+    def __init__(self, request: Any | None = None) -> None:
         self._request = request
 
     def _get(self) -> Any:

@@ -14,7 +14,8 @@ import functools
 import inspect
 import logging
 import socket
-from typing import Any, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from aeros_core.builtins.connections import ConnectionTable, accept_queued_then
 from aeros_core.hookspecs import hookimpl

@@ -15,13 +15,13 @@ writes a response's head and body with two ``send()`` calls, this sends them wit
 from __future__ import annotations
 
 import asyncio
-
 from typing import Any
+
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from aeros_core.builtins.connections import BODY, BUSY_RESPONSE, DRAIN_LINGER, Connection, ConnectionTable
 from aeros_core.runner.coalesce import CoalescingTransport
-from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_MAX_HEAD = 16 * 1024
 LINGER_SECONDS = 2.0

@@ -11,7 +11,8 @@ import struct
 import tempfile
 import time
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..entry import DamagedEntry, Entry, decode, encode
 from .base import CacheBackend, from_config

@@ -7,7 +7,8 @@ import contextlib
 import logging
 import secrets
 import threading
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from ..entry import DamagedEntry, Entry, decode, encode
 from .base import CacheBackend, from_config
@@ -185,7 +186,7 @@ class RedisCache(CacheBackend):
     def _channel(self, key: str) -> str:
         return f"{self.key_prefix}released:{key}"
 
-    def _listener(self) -> "_Listener":
+    def _listener(self) -> _Listener:
         loop = asyncio.get_running_loop()
         listener = self._listeners.get(loop)
         if listener is None or listener.dead:

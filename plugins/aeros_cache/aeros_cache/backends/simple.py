@@ -6,7 +6,8 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..entry import Entry
 from .base import CacheBackend, from_config
