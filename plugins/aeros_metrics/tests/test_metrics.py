@@ -14,9 +14,7 @@ import httpx
 import pytest
 
 from aeros import WebServer
-from aeros_core.testing import installed_backends
-
-from aeros_core.testing import wait_for
+from aeros_core.testing import installed_backends, wait_for
 
 
 def plugin_of(app: WebServer) -> Any:

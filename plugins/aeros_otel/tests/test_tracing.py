@@ -18,9 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from aeros import WebServer
-from aeros_core.testing import installed_backends
-
-from aeros_core.testing import wait_for
+from aeros_core.testing import installed_backends, wait_for
 
 WORKERS_APP = """
     import os
