@@ -47,20 +47,21 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pytest
 
 from .catalog import KNOWN_BACKENDS
 from .runner.thread import ThreadedServer
 
-_async_fixture: Any
+_Fixture = TypeVar("_Fixture", bound=Callable[..., Any])
+_async_fixture: Callable[[_Fixture], _Fixture]
 try:  # pytest-asyncio's own marker, so that async_client works in its default "strict" mode too
     import pytest_asyncio
 
-    _async_fixture = pytest_asyncio.fixture
+    _async_fixture = cast(Callable[[_Fixture], _Fixture], pytest_asyncio.fixture)
 except ImportError:  # pragma: no cover - async_client then needs another async plugin (anyio)
-    _async_fixture = pytest.fixture
+    _async_fixture = cast(Callable[[_Fixture], _Fixture], pytest.fixture)
 
 
 def installed_backends(*names: str) -> list[str]:
@@ -82,7 +83,7 @@ def serve() -> Iterator[Callable[..., ThreadedServer]]:
         keywords.setdefault("access_log_to_std", False)
         server = app.run_in_thread(**keywords)
         servers.append(server)
-        return server
+        return cast("ThreadedServer", server)
 
     yield start
     errors = []
@@ -139,8 +140,8 @@ class AppProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._output_reader = threading.Thread(target=self._read, daemon=True)
+        self._output_reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -192,7 +193,7 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-        self._reader.join(5)
+        self._output_reader.join(5)
         return self.process.returncode
 
 
