@@ -8,7 +8,7 @@ import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from ..entry import DamagedEntry, Entry, decode, encode
 from .base import CacheBackend, from_config
@@ -86,7 +86,7 @@ class RedisCache(CacheBackend):
             "socket_timeout": self.socket_timeout if socket_timeout == -1.0 else socket_timeout,
             "socket_connect_timeout": self.socket_timeout,
             "max_connections": self.max_connections,
-            "retry": Retry(NoBackoff(), 0),
+            "retry": Retry(cast(Any, NoBackoff)(), 0),  # untyped in redis 5
         }
         options.update(self.redis_options)
         if self.url:
