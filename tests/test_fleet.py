@@ -230,8 +230,18 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
             assert answered
         # HAProxy took each out because /readyz said 503 (drain_delay), not because it refused connections
         events = haproxy_events(haproxy)
-        expected = [(f"app{n}", state, reason) for n in (1, 2, 3) for state, reason in TAKEN_OUT_AND_BACK]
-        assert events == expected, haproxy.log.read_text()
+        # the first verdict on each is DOWN by the 503 of /readyz; a restarting instance may flap after that
+        # (a worker still starting answers 503, the new process binds a moment after the old one closed)
+        first_down = {}
+        last = {}
+        for server, state, reason in events:
+            if state == "DOWN":
+                first_down.setdefault(server, reason)
+            last[server] = (state, reason)
+        taken_out, back = TAKEN_OUT_AND_BACK
+        assert first_down == {f"app{n}": taken_out[1] for n in (1, 2, 3)}, haproxy.log.read_text()
+        assert last == {f"app{n}": back for n in (1, 2, 3)}, haproxy.log.read_text()
+        seen = len(events)
         figures.append(f"SIGTERM x3: {sent(load) - mark} requests, {failed(load)} failed {load.summary()}")
         assert failed(load) == 0, load.summary()
 
@@ -248,8 +258,10 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
         start(crashed)
         wait_for(lambda: serving(crashed, load), "the restarted instance to answer", 30)
         # HAProxy took it out (a refused connection, or the restarted instance's 503 while it starts)
-        states = [(server, state) for server, state, _ in haproxy_events(haproxy)[len(expected) :]]
-        assert states == [("app1", "DOWN"), ("app1", "UP")], haproxy.log.read_text()
+        states = [(server, state) for server, state, _ in haproxy_events(haproxy)[seen:]]
+        assert ("app1", "DOWN") in states and states[-1] == ("app1", "UP"), haproxy.log.read_text()
+        assert {server for server, _ in states} == {"app1"}, haproxy.log.read_text()
+        seen += len(states)
         figures.append(
             f"SIGKILL instance 0 (+{len(workers)} workers): {sent(load) - mark} requests, {failed(load)} failed"
         )
@@ -269,7 +281,7 @@ def test_fleet_behind_haproxy_fails_no_request(fleet, capsys):
             assert not after & before and instance.supervisor != old
             assert not any(alive(pid) for pid in before)
             figures.append(f"SIGHUP instance {instance.number}: workers {sorted(before)} -> {sorted(after)}")
-        down = [event for event in haproxy_events(haproxy)[len(expected) + 2 :] if event[1] == "DOWN"]
+        down = [event for event in haproxy_events(haproxy)[seen:] if event[1] == "DOWN"]
         figures.append(f"SIGHUP x3: HAProxy marked {len(down)} server(s) down")
         figures.append(f"SIGHUP x3: {sent(load) - mark} requests, {failed(load)} failed")
         assert failed(load) == 0, load.summary()
