@@ -314,9 +314,8 @@ async def test_a_replaced_asgi_app_is_used_even_after_requests() -> None:
 @pytest.mark.skipif(not LEAN_AVAILABLE, reason="the lean connection needs Python 3.11")
 async def test_a_send_that_outlasts_the_response_timeout_is_given_up_as_quart_does() -> None:
     """The body send blocks; the response's timeout ends the request without an error, on both."""
-    for connection_class in (quart.asgi.ASGIHTTPConnection, LeanHTTPConnection):
-        app = new_app(WebServer)
-        app.asgi_http_class = connection_class
+    for kind in KINDS:
+        app = new_app(kind)
 
         @app.after_request
         async def short(response: Any) -> Any:
@@ -361,6 +360,73 @@ async def test_a_send_that_outlasts_the_response_timeout_is_given_up_as_quart_do
         assert blocked.is_set()
         assert sent == ["http.response.start", "http.response.body"]
         assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def record_sending(
+    kind: type, timeout: float | None, waits: dict[str, float], gone_after: float | None = None
+) -> list:
+    """Serve /hello on a ``kind`` app through a send that sleeps ``waits[message type]`` seconds;
+    what was sent (and whether the request ended by an error) is the record."""
+    app = new_app(kind)
+    assert (type(app).asgi_http_class is LeanHTTPConnection) == (kind is WebServer)
+    app.config["RESPONSE_TIMEOUT"] = timeout
+    record: list = []
+
+    async def send(message: dict) -> None:
+        delay = waits.get(message["type"])
+        if delay is not None:
+            await asyncio.sleep(delay)
+        record.append((message["type"], message.get("body")))
+
+    requested = False
+
+    async def receive() -> dict:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if gone_after is None:
+            await asyncio.get_running_loop().create_future()
+        await asyncio.sleep(gone_after)
+        return {"type": "http.disconnect"}
+
+    try:
+        await asyncio.wait_for(app.asgi_app(scope_with([(b"host", b"localhost")], method="GET"), receive, send), 30)
+    except BaseException as error:  # noqa: BLE001 (the record says what ended the request)
+        record.append(type(error).__name__)
+    record.append(asyncio.current_task().cancelling())  # type: ignore[union-attr]
+    # Quart sends an in-memory body as a chunk plus an empty closing message, aeros as one message:
+    # the same bytes on the wire, so the bodies are compared joined
+    sent = [entry for entry in record if type(entry) is tuple]
+    heads = [entry for entry in sent if entry[0] == "http.response.start"]
+    body = b"".join(entry[1] or b"" for entry in sent if entry[0] == "http.response.body")
+    return [len(heads), body, *(entry for entry in record if type(entry) is not tuple)]
+
+
+SENDING_CASES = {
+    "every send at once": (60.0, {}, None),
+    "no timeout, sends at once": (None, {}, None),
+    "the head waits, then the rest": (5.0, {"http.response.start": 0.01}, None),
+    "the body waits, then completes": (5.0, {"http.response.body": 0.01}, None),
+    "the head waits past the timeout": (0.05, {"http.response.start": 5.0}, None),
+    "the body waits past the timeout": (0.05, {"http.response.body": 5.0}, None),
+    "a timeout of 0": (0, {}, None),
+    "a negative timeout, a waiting send": (-1, {"http.response.start": 0.01}, None),
+    "the client goes while the head waits": (5.0, {"http.response.start": 5.0}, 0.02),
+}
+
+
+@pytest.mark.skipif(not LEAN_AVAILABLE, reason="the lean connection needs Python 3.11")
+@pytest.mark.parametrize("case", SENDING_CASES)
+async def test_sending_in_the_views_task_is_quarts_sending(case: str) -> None:
+    """The lean connection sends in the view's task until a send waits, then under the timeout:
+    what is sent, and how the request ends, are Quart's in every case."""
+    timeout, waits, gone_after = SENDING_CASES[case]
+    quarts = await record_sending(Quart, timeout, waits, gone_after)
+    leans = await record_sending(WebServer, timeout, waits, gone_after)
+    assert leans == quarts
+    if case.startswith("every") or "then" in case:
+        assert leans[:2] == [1, b"Hello, World!"]
 
 
 def scope_with(headers: list[tuple[bytes, bytes]], **changes: Any) -> dict:
