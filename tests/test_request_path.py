@@ -429,6 +429,75 @@ async def test_sending_in_the_views_task_is_quarts_sending(case: str) -> None:
         assert leans[:2] == [1, b"Hello, World!"]
 
 
+async def record_receiving(kind: type, messages: list[Any], view_sleeps: float) -> list:
+    """A view that reads the body, then sleeps; ``receive`` gives ``messages`` in turn (a number
+    is a pause in seconds before the next, an exception is raised, the end waits forever)."""
+    app = quart_app = kind(__name__)
+    record: list = []
+
+    @quart_app.route("/upload", methods=["POST"])
+    async def upload() -> str:
+        data = await request.get_data()
+        record.append(("read", data))
+        await asyncio.sleep(view_sleeps)
+        record.append("view done")
+        return "ok"
+
+    queue = list(messages)
+
+    async def receive() -> dict:
+        while queue:
+            item = queue.pop(0)
+            if isinstance(item, (int, float)):
+                await asyncio.sleep(item)
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                return item
+        await asyncio.get_running_loop().create_future()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            record.append(("status", message["status"]))
+
+    try:
+        await asyncio.wait_for(app.asgi_app(scope_with([(b"host", b"localhost")], path="/upload"), receive, send), 30)
+    except BaseException as error:  # noqa: BLE001 (the record says what ended the request)
+        record.append(type(error).__name__)
+    record.append(asyncio.current_task().cancelling())  # type: ignore[union-attr]
+    return record
+
+
+def body(data: bytes, more: bool = False) -> dict:
+    return {"type": "http.request", "body": data, "more_body": more}
+
+
+RECEIVING_CASES = {
+    "the whole body at once": ([body(b"abc")], 0),
+    "the whole body at once, a view that waits": ([body(b"abc")], 0.02),
+    "the body in two parts, the second late": ([body(b"ab", True), 0.02, body(b"c")], 0),
+    "the first message late": ([0.02, body(b"abc")], 0),
+    "the client gone before the view": ([{"type": "http.disconnect"}], 0),
+    "the client gone while the view waits": ([body(b"abc"), 0.02, {"type": "http.disconnect"}], 5),
+    "the server's receive fails at once": ([RuntimeError("receive failed")], 0.02),
+    "the server's receive fails later": ([body(b"abc"), 0.02, RuntimeError("receive failed")], 5),
+}
+
+
+@pytest.mark.skipif(not LEAN_AVAILABLE, reason="the lean connection needs Python 3.11")
+@pytest.mark.parametrize("case", RECEIVING_CASES)
+async def test_receiving_is_quarts_receiving(case: str) -> None:
+    """The lean connection takes a body that is already there at once and watches for the client
+    later: what the view reads and sends, and how the request ends, are Quart's in every case."""
+    messages, view_sleeps = RECEIVING_CASES[case]
+    quarts = await record_receiving(Quart, messages, view_sleeps)
+    leans = await record_receiving(WebServer, messages, view_sleeps)
+    assert leans == quarts
+    if "gone" not in case and "fails" not in case:
+        assert leans[:2] == [("read", b"abc"), "view done"]
+
+
 def scope_with(headers: list[tuple[bytes, bytes]], **changes: Any) -> dict:
     scope = {
         "type": "http",
