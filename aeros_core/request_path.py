@@ -18,9 +18,9 @@ or a secret key added at any time take effect at once:
   Quart computes them (host normalised, IDNA-encoded) for the first request of each of up to
   256 scheme/host pairs, and later requests get a ``MapAdapter`` built with the same values.
 - ``make_response``: a ``str`` or ``bytes`` return value (not in a tuple), with Quart's own
-  ``Response`` class, is built with the default mimetype given; werkzeug would otherwise look
-  ``Content-Type`` up in the new, empty headers (a ``BadRequestKeyError`` raised and caught) to
-  decide on that same default.
+  ``Response`` class, is built by setting the attributes Quart's constructor sets, in its order
+  and with its values (the Content-Type and status read off a ``Response`` made at import);
+  werkzeug's constructor goes through the mimetype, header and status setters to the same result.
 - ``full_dispatch_request`` / ``finalize_request``: the ``request_started`` / ``request_finished``
   signals are not sent when they have no receiver (blinker would call nobody).
 
@@ -43,6 +43,8 @@ from quart import Quart
 from quart.routing import QuartMap
 from quart.signals import appcontext_tearing_down, request_finished, request_started, request_tearing_down
 from quart.wrappers import Response
+from quart.wrappers.response import DataBody
+from werkzeug.datastructures import Headers
 from werkzeug.routing import MapAdapter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,6 +64,29 @@ def _is_coroutine_function(func: Any) -> bool:
     if type(func) is MethodType:
         func = func.__func__
     return type(func) is FunctionType and bool(func.__code__.co_flags & CO_COROUTINE)
+
+
+def _template() -> tuple[list[tuple[str, str]], str, int]:
+    """What Quart's ``Response(str or bytes)`` sets, read off one: the Content-Type header, the status."""
+    made = Response(b"")
+    content_type = [(name, value) for name, value in made.headers.items() if name == "Content-Type"]
+    return content_type, made._status, made._status_code
+
+
+_CONTENT_TYPE, _STATUS, _STATUS_CODE = _template()
+
+
+def plain_response(data: bytes) -> Response:
+    """Quart's ``Response(data)``, built with the attributes its constructor would set, in its order."""
+    response = Response.__new__(Response)
+    headers = Headers()
+    headers._list = [*_CONTENT_TYPE, ("Content-Length", str(len(data)))]
+    response.headers = headers
+    response._status = _STATUS
+    response._status_code = _STATUS_CODE
+    response.timeout = Ellipsis
+    response.response = DataBody(data)
+    return response
 
 
 #: at most this many scheme/host pairs remembered per app (the Host header comes from clients)
@@ -113,7 +138,7 @@ class LeanRequestPath(Quart):
     async def make_response(self, result: Any) -> Any:
         kind = type(result)
         if (kind is str or kind is bytes) and self.response_class is Response:
-            return Response(result, mimetype=Response.default_mimetype)
+            return plain_response(result.encode() if kind is str else result)
         return await super().make_response(result)
 
     async def preprocess_request(self, request_context: RequestContext | None = None) -> Any:

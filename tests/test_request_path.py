@@ -608,6 +608,11 @@ async def test_make_response_for_text_and_bytes_is_quarts(value: Any, monkeypatc
         made = await aeros_app.make_response(value)
     assert type(made) is type(expected)
     assert list(made.headers.items()) == list(expected.headers.items())
+    assert list(vars(made)) == list(vars(expected))  # the same attributes, set in the same order
+    for name in ("_status", "_status_code", "timeout"):
+        assert getattr(made, name) == getattr(expected, name)
+    assert type(made.response) is type(expected.response)
+    assert vars(made.response) == vars(expected.response)
     assert (made.status, made.mimetype, await made.get_data()) == (
         expected.status,
         expected.mimetype,
