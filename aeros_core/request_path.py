@@ -21,6 +21,10 @@ or a secret key added at any time take effect at once:
   ``Response`` class, is built by setting the attributes Quart's constructor sets, in its order
   and with its values (the Content-Type and status read off a ``Response`` made at import);
   werkzeug's constructor goes through the mimetype, header and status setters to the same result.
+- ``handle_request``: Quart's, with the request and app contexts pushed and popped by the same
+  steps written out in one place (context variables and their tokens as Quart keeps them, the
+  null session set directly when the default session interface has no secret key), when neither
+  ``request_context`` nor ``app_context`` is overridden and ``appcontext_pushed`` has no receiver.
 - ``full_dispatch_request`` / ``finalize_request``: the ``request_started`` / ``request_finished``
   signals are not sent when they have no receiver (blinker would call nobody).
 
@@ -34,21 +38,30 @@ do not, so those dicts stay as registration left them. Which functions run is th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from inspect import CO_COROUTINE
 from types import FunctionType, MethodType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from quart import Quart
+from quart.ctx import AppContext, RequestContext
+from quart.globals import _cv_app, _cv_request
 from quart.routing import QuartMap
-from quart.signals import appcontext_tearing_down, request_finished, request_started, request_tearing_down
+from quart.sessions import SecureCookieSessionInterface
+from quart.signals import (
+    appcontext_popped,
+    appcontext_pushed,
+    appcontext_tearing_down,
+    request_finished,
+    request_started,
+    request_tearing_down,
+)
+from quart.wrappers import Request as QuartRequest
 from quart.wrappers import Response
 from quart.wrappers.response import DataBody
 from werkzeug.datastructures import Headers
 from werkzeug.routing import MapAdapter
-
-if TYPE_CHECKING:  # pragma: no cover
-    from quart.ctx import RequestContext
 
 
 def _none_registered(functions: Mapping[Any, list[Any]]) -> bool:
@@ -129,6 +142,85 @@ class LeanRequestPath(Quart):
             request.method,
             request.query_string.decode(),
         )
+
+    async def handle_request(self, request: Any) -> Any:
+        cls = type(self)
+        if (
+            cls.request_context is not Quart.request_context
+            or cls.app_context is not Quart.app_context
+            or "request_context" in self.__dict__
+            or "app_context" in self.__dict__
+            or appcontext_pushed.receivers
+        ):
+            return await super().handle_request(request)
+        context = RequestContext(self, request)
+        # RequestContext.push: the request context, the app context (appcontext_pushed has no receiver)
+        token = _cv_request.set(context)
+        app_context: AppContext | None = _cv_app.get(None)
+        if app_context is None or app_context.app is not self:
+            app_context = AppContext(self)
+            app_context._cv_tokens.append(_cv_app.set(app_context))
+        else:
+            app_context = None
+        context._cv_tokens.append((token, app_context))
+        interface = self.session_interface
+        if type(interface) is SecureCookieSessionInterface and not self.secret_key:
+            context.session = interface.null_session_class()  # what open_session's None leads to
+            if context.url_adapter is not None:
+                context.match_request()
+        else:
+            await context._push()
+        # Quart's handle_request, inside ``async with`` that context
+        exc: BaseException | None = None
+        try:
+            try:
+                return await self.full_dispatch_request(context)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                return await self.handle_exception(error)
+            finally:
+                if request.scope.get("_quart._preserve_context", False):
+                    self._preserved_context = context.copy()
+        except BaseException as error:
+            exc = error
+            raise
+        finally:
+            await self._pop_contexts(context, exc)
+
+    async def _pop_contexts(self, context: RequestContext, exc: BaseException | None) -> None:
+        """``RequestContext.auto_pop`` and ``pop``, and ``AppContext.pop``, as Quart runs them."""
+        request = context.request
+        if request.scope.get("_quart._preserve_context", False) or (
+            exc is not None and self.config["PRESERVE_CONTEXT_ON_EXCEPTION"]
+        ):
+            context.preserved = True
+            return
+        try:
+            if len(context._cv_tokens) == 1:
+                await self.do_teardown_request(exc, context)
+                # Request.close closes the uploaded files; other request classes' close always runs
+                if type(request).close is not QuartRequest.close or request._files:
+                    await request.close()
+        finally:
+            current = _cv_request.get()
+            token, app_context = context._cv_tokens.pop()
+            _cv_request.reset(token)
+            if app_context is not None:
+                try:
+                    if len(app_context._cv_tokens) == 1:
+                        await self.do_teardown_appcontext(exc)
+                finally:
+                    current_app_context = _cv_app.get()
+                    _cv_app.reset(app_context._cv_tokens.pop())
+                    if current_app_context is not app_context:
+                        raise AssertionError(
+                            f"Popped wrong app context. ({current_app_context!r} instead of {app_context!r})"
+                        )
+                if appcontext_popped.receivers:
+                    await appcontext_popped.send_async(self, _sync_wrapper=self.ensure_async)
+            if current is not context:
+                raise AssertionError(f"Popped wrong request context. ({current!r} instead of {context!r})")
 
     def ensure_async(self, func: Callable[..., Any]) -> Callable[..., Any]:
         if _is_coroutine_function(func):

@@ -8,6 +8,7 @@ streaming, JSON, a replaced ``asgi_app`` and the response timeout.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,8 @@ import pytest
 import quart
 from quart import Blueprint, Quart, after_this_request, g, jsonify, request, session
 from quart.signals import (
+    appcontext_popped,
+    appcontext_pushed,
     appcontext_tearing_down,
     request_finished,
     request_started,
@@ -199,6 +202,100 @@ async def test_signal_receivers_connected_late_are_called() -> None:
     assert ("finished", 200) in log
     assert ("request_tearing_down", None) in log
     assert ("appcontext_tearing_down", None) in log
+
+
+async def test_contexts_are_pushed_and_popped_as_quart_does() -> None:
+    """The request and app contexts (pushed and popped inline by WebServer): app-context signals
+    connected late, ``g`` per request, teardown with ``g``, a request inside an app context already
+    pushed, preserved contexts, a custom ``request_context`` and uploaded files closed."""
+
+    assert not appcontext_pushed.receivers  # the shorter path is taken
+
+    async def scenario(app: Any, log: list) -> None:
+        uploads: list = []
+
+        @app.route("/g")
+        async def with_g() -> str:
+            seen = getattr(g, "seen", None)
+            g.seen = request.path
+            return f"{seen}"
+
+        @app.route("/upload", methods=["POST"])
+        async def upload() -> str:
+            files = await request.files
+            uploads.append(files["file"])
+            return files["file"].filename or ""
+
+        @app.route("/fail")
+        async def fail() -> str:
+            raise RuntimeError("fails")
+
+        log.append(await fetch(app, "/g"))
+        log.append(await fetch(app, "/g"))  # a new g: the first request's is gone
+
+        class OwnContext(quart.ctx.RequestContext):
+            async def push(self) -> None:
+                log.append("own context pushed")
+                await super().push()
+
+        app.request_context = lambda request_: OwnContext(app, request_)
+        log.append(await fetch(app, "/g"))
+        del app.request_context
+
+        @app.teardown_appcontext
+        async def teardown(exc: Any) -> None:
+            log.append(("teardown_appcontext", getattr(g, "seen", None), type(exc).__name__))
+
+        log.append(await fetch(app, "/g"))
+        log.append(await fetch(app, "/fail"))
+        async with app.app_context():
+            g.seen = "outer"
+            log.append(await fetch(app, "/g"))  # the test client's request runs in that app context
+            log.append(g.seen)
+
+        async with app.test_client() as client:  # preserves the request context
+            await client.get("/g?x=1")
+            log.append(("preserved", request.path, request.args.get("x")))
+
+        app.testing = True  # the exception goes through the context's exit: teardown sees it
+        log.append((await app.test_client().get("/fail")).status_code)
+        app.config["PRESERVE_CONTEXT_ON_EXCEPTION"] = True
+        try:
+            log.append((await app.test_client().get("/fail")).status_code)
+            log.append(("preserved after the exception", request.path))
+        finally:
+            app.config["PRESERVE_CONTEXT_ON_EXCEPTION"] = False
+            app.testing = False
+
+        response = await app.test_client().post(
+            "/upload", files={"file": quart.datastructures.FileStorage(io.BytesIO(b"data"), filename="a.txt")}
+        )
+        log.append((response.status_code, await response.get_data(), [upload.stream.closed for upload in uploads]))
+
+        # connected for any sender: blinker keeps a receiver disconnected from one sender in
+        # ``receivers``, and the shorter path would then go Quart's way for the rest of the process
+        def pushed(sender: Any, **extra: Any) -> None:
+            log.append(("appcontext_pushed", sender is app))
+
+        async def popped(sender: Any, **extra: Any) -> None:
+            log.append(("appcontext_popped", sender is app))
+
+        appcontext_pushed.connect(pushed)
+        appcontext_popped.connect(popped)
+        try:
+            log.append(await fetch(app, "/g"))
+        finally:
+            appcontext_pushed.disconnect(pushed)
+            appcontext_popped.disconnect(popped)
+        assert not appcontext_pushed.receivers
+
+    log = await on_both(scenario)
+    assert ("appcontext_pushed", True) in log and ("appcontext_popped", True) in log
+    assert ("teardown_appcontext", "/g", "NoneType") in log
+    assert ("teardown_appcontext", None, "RuntimeError") in log
+    assert ("preserved", "/g", "1") in log
+    assert (200, b"a.txt", [True]) in log
+    assert "own context pushed" in log
 
 
 async def test_a_failing_finished_receiver_after_an_error_handler_is_logged_as_quart_does() -> None:
