@@ -14,9 +14,10 @@ or a secret key added at any time take effect at once:
 - ``do_teardown_request`` / ``do_teardown_appcontext``: skipped when no teardown function is
   registered and the ``request_tearing_down`` / ``appcontext_tearing_down`` signal has no receiver.
 - ``create_url_adapter``: the server name and subdomain a request's URL adapter is bound to
-  depend only on its scheme and host (with no ``SERVER_NAME``, no host or subdomain matching):
-  Quart computes them (host normalised, IDNA-encoded) for the first request of each of up to
-  256 scheme/host pairs, and later requests get a ``MapAdapter`` built with the same values.
+  depend only on its scheme and host (with no ``SERVER_NAME``, no host or subdomain matching,
+  no ``trusted_hosts``), and the host only on the Host header (or, without one, the server's
+  address): Quart computes them (host validated, normalised, IDNA-encoded) for the first request
+  of each of up to 256 such keys, and later requests get a ``MapAdapter`` built with the same values.
 - ``make_response``: a ``str`` or ``bytes`` return value (not in a tuple), with Quart's own
   ``Response`` class, is built by setting the attributes Quart's constructor sets, in its order
   and with its values (the Content-Type and status read off a ``Response`` made at import);
@@ -109,7 +110,7 @@ BOUND_HOSTS_LIMIT = 256
 class LeanRequestPath(Quart):
     """Quart's per-request steps with the do-nothing cases skipped; see the module documentation."""
 
-    _bound_hosts: dict[tuple[str, str, str | None], tuple[str, str | None]] | None = None
+    _bound_hosts: dict[tuple[str, str | None, tuple[Any, ...] | None, str | None], tuple[str, str | None]] | None = None
 
     def create_url_adapter(self, request: Any) -> Any:
         url_map = self.url_map
@@ -119,12 +120,16 @@ class LeanRequestPath(Quart):
             or url_map.host_matching
             or self.subdomain_matching
             or self.config["SERVER_NAME"] is not None
+            or request.trusted_hosts is not None
         ):
             return super().create_url_adapter(request)
         bound = self._bound_hosts
         if bound is None:
             bound = self._bound_hosts = {}
-        key = (request.scheme, request.host, url_map.default_subdomain)
+        # what werkzeug derives request.host from: the Host header, else the server's address
+        host_header = request.headers.get("Host")
+        server = None if host_header is not None or request.server is None else tuple(request.server)
+        key = (request.scheme, host_header, server, url_map.default_subdomain)
         known = bound.get(key)
         if known is None:
             adapter = super().create_url_adapter(request)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import quart
+import werkzeug.exceptions
 from quart import Blueprint, Quart, after_this_request, g, jsonify, request, session
 from quart.signals import (
     appcontext_popped,
@@ -738,13 +739,16 @@ ADAPTER_FIELDS = ("server_name", "script_name", "subdomain", "url_scheme", "path
         ("https", "example.com:8443"),
         ("http", "bücher.example"),
         ("http", "127.0.0.1:8000"),
+        ("http", None),  # no Host header: the server's address
+        ("http", "bad host!"),  # werkzeug makes it ""
+        ("http", "example.com:99999"),
     ],
 )
 @pytest.mark.parametrize("root_path", ["", "/prefix"])
 async def test_url_adapters_equal_quarts_on_first_and_later_requests(
-    scheme: str, host: str, root_path: str, monkeypatch: pytest.MonkeyPatch
+    scheme: str, host: str | None, root_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    headers = [(b"host", host.encode())]
+    headers = [(b"host", host.encode())] if host is not None else []
     scope = scope_with(headers, scheme=scheme, root_path=root_path, path=f"{root_path}/hello", method="GET")
     quart_app, aeros_app = new_app(Quart), new_app(WebServer)
     quart_request = quart.asgi.ASGIHTTPConnection(quart_app, scope)._create_request_from_scope(lambda m: None)
@@ -795,3 +799,20 @@ async def test_an_undecodable_host_is_refused_as_in_quart() -> None:
                 log.append(type(error).__name__)
 
     assert await on_both(scenario) == ["BadHost", "BadHost"]
+
+
+async def test_trusted_hosts_are_checked_on_every_request_as_quart_does() -> None:
+    async def scenario(app: Any, log: list) -> None:
+        log.append((await app.test_client().get("/hello", headers={"Host": "evil.example"})).status_code)
+
+        class Guarded(app.request_class):  # type: ignore[name-defined,misc]
+            trusted_hosts = ["good.example"]
+
+        app.request_class = Guarded
+        for host in ("good.example", "evil.example", "good.example", "evil.example"):
+            try:
+                log.append((await app.test_client().get("/hello", headers={"Host": host})).status_code)
+            except werkzeug.exceptions.SecurityError:  # raised before the request is handled, in Quart
+                log.append("SecurityError")
+
+    assert await on_both(scenario) == [200, 200, "SecurityError", 200, "SecurityError"]
