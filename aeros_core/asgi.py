@@ -38,6 +38,11 @@ LEAN_REQUEST_CLASSES = (Request, WebServerRequest)
 
 LEAN_AVAILABLE = sys.version_info >= (3, 11)  # needs Task.uncancel
 
+#: header names as sent (bytes) → as werkzeug's ``Headers`` holds them (``str.title()``), learnt
+#: up to ``TITLED_LIMIT`` names (the names come from clients)
+_TITLED: dict[bytes, str] = {}
+TITLED_LIMIT = 512
+
 
 class BodyReceiver:
     """Feeds a request's body from the server's ``receive`` and cancels the view when the client goes.
@@ -167,19 +172,29 @@ class LeanHTTPConnection(ASGIHTTPConnection):
 
         For Quart's own ``Request`` class (or WebServer's) and an absolute path only (otherwise Quart's method):
         the headers list is filled directly (a value with CR or LF goes to Quart's method, which
-        raises as werkzeug does), and ``content_length``, a cached property that ``Request``
-        reads at once, is set from the two headers seen on the way instead of two failed
-        look-ups that each raise ``BadRequestKeyError``.
+        raises as werkzeug does), ``content_length``, a cached property that ``Request`` reads at
+        once, is set from the two headers seen on the way instead of two failed look-ups that each
+        raise ``BadRequestKeyError``, and the attributes the three constructors of ``Request``
+        (werkzeug's, Quart's base, Quart's) set are set here, in their order, with their values.
         """
         scope = self.scope
         path = scope["path"]
-        request_class = self.app.request_class
+        app = self.app
+        request_class = app.request_class
         if request_class not in LEAN_REQUEST_CLASSES or path[:1] != "/" or scope.get("root_path", ""):
             return super()._create_request_from_scope(send)
-        items = [("Remote-Addr", str((scope.get("client") or ["<local>"])[0]))]
+        remote_addr = str((scope.get("client") or ["<local>"])[0])
+        if "\n" in remote_addr or "\r" in remote_addr:
+            return super()._create_request_from_scope(send)
+        items = [("Remote-Addr", remote_addr)]
         content_length = transfer_encoding = None
+        titled = _TITLED
         for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin1").title()
+            name = titled.get(raw_name)
+            if name is None:
+                name = raw_name.decode("latin1").title()
+                if len(titled) < TITLED_LIMIT:
+                    titled[raw_name] = name
             value = raw_value.decode("latin1")
             if "\n" in value or "\r" in value:
                 return super()._create_request_from_scope(send)
@@ -188,27 +203,35 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             elif name == "Transfer-Encoding" and transfer_encoding is None:
                 transfer_encoding = value
             items.append((name, value))
-        if "\n" in items[0][1] or "\r" in items[0][1]:
-            return super()._create_request_from_scope(send)
         headers = Headers()
         headers._list = items
-        if scope["http_version"] < "1.1":
-            headers.setdefault("Host", self.app.config["SERVER_NAME"] or "")
+        http_version = scope["http_version"]
+        if http_version < "1.1":
+            headers.setdefault("Host", app.config["SERVER_NAME"] or "")
         request = request_class.__new__(request_class)
-        request.__dict__["content_length"] = get_content_length(content_length, transfer_encoding)
-        request.__init__(  # type: ignore[misc]
-            scope["method"],
-            scope["scheme"],
-            path,
-            scope["query_string"],
-            headers,
-            "",
-            scope["http_version"],
-            max_content_length=self.app.config["MAX_CONTENT_LENGTH"],
-            body_timeout=self.app.config["BODY_TIMEOUT"],
-            send_push_promise=partial(self._send_push_promise, send),
-            scope=scope,
-        )
+        # werkzeug's sansio Request.__init__
+        request.method = scope["method"].upper()
+        request.scheme = scope["scheme"]
+        request.server = scope.get("server")
+        request.root_path = ""
+        request.path = "/" + path.lstrip("/")
+        request.query_string = scope["query_string"]
+        request.headers = headers
+        request.remote_addr = remote_addr
+        # Quart's BaseRequestWebsocket.__init__
+        request.http_version = http_version
+        request.scope = scope
+        # Quart's Request.__init__
+        config = app.config
+        request.body_timeout = config["BODY_TIMEOUT"]
+        # the cached property content_length, read here by Quart, from the headers seen above
+        request.__dict__["content_length"] = length = get_content_length(content_length, transfer_encoding)
+        request.body = request_class.body_class(length, config["MAX_CONTENT_LENGTH"])
+        request._cached_json = {False: Ellipsis, True: Ellipsis}
+        request._form = None
+        request._files = None
+        request._parsing_lock = request_class.lock_class()
+        request._send_push_promise = partial(self._send_push_promise, send)
         return request
 
     async def _send_response(self, send: Any, response: Any) -> None:

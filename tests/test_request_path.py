@@ -632,21 +632,47 @@ HEADER_CASES = {
 @pytest.mark.parametrize("case", sorted(HEADER_CASES))
 @pytest.mark.parametrize(
     "changes",
-    [{}, {"http_version": "1.0"}, {"client": None}, {"root_path": "/root", "path": "/root/hello"}, {"path": "x"}],
-    ids=["1.1", "1.0", "no client", "root path", "relative path"],
+    [
+        {},
+        {"http_version": "1.0"},
+        {"client": None},
+        {"root_path": "/root", "path": "/root/hello"},
+        {"path": "x"},
+        {"method": "post", "path": "//double"},
+    ],
+    ids=["1.1", "1.0", "no client", "root path", "relative path", "lower-case method"],
 )
 def test_the_lean_request_is_quarts(case: str, changes: dict) -> None:
     """Headers, content length, path and the rest equal what Quart's connection builds."""
     app = new_app(WebServer)
     scope = scope_with(HEADER_CASES[case], **changes)
-    ours = LeanHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
-    quarts = quart.asgi.ASGIHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
+
+    def send(message: Any) -> None:
+        return None
+
+    ours = LeanHTTPConnection(app, scope)._create_request_from_scope(send)
+    quarts = quart.asgi.ASGIHTTPConnection(app, scope)._create_request_from_scope(send)
     assert type(ours) is type(quarts)
     assert list(ours.headers.items()) == list(quarts.headers.items())
     for name in ("content_length", "path", "root_path", "method", "scheme", "query_string", "http_version", "host"):
         assert getattr(ours, name) == getattr(quarts, name), name
     assert ours.args == quarts.args
     assert ours.body._must_raise == quarts.body._must_raise
+    # every attribute the constructors set, in their order (what differs per object: compared by kind)
+    assert list(vars(ours)) == list(vars(quarts))
+    for name, value in vars(quarts).items():
+        mine = vars(ours)[name]
+        assert type(mine) is type(value), name
+        if name == "body":
+            assert (mine._data, mine._max_content_length, type(mine._must_raise)) == (
+                value._data,
+                value._max_content_length,
+                type(value._must_raise),
+            )
+        elif name == "_send_push_promise":
+            assert (mine.func.__func__, mine.args) == (value.func.__func__, value.args)
+        elif name != "_parsing_lock":
+            assert mine == value, name
 
 
 @pytest.mark.parametrize("where", ["header", "client"])
