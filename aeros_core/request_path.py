@@ -18,7 +18,8 @@ or a secret key added at any time take effect at once:
   no ``trusted_hosts``), and the host only on the Host header (or, without one, the server's
   address): Quart computes them (host validated, normalised, IDNA-encoded) for the first request
   of each of up to 256 such keys, and later requests get a ``MapAdapter`` built with the same values.
-- ``make_response``: a ``str`` or ``bytes`` return value (not in a tuple), with Quart's own
+- ``make_response``: a bare ``dict`` or ``list`` goes to ``app.json.response`` at once (Quart's
+  method gets there after its type checks); a ``str`` or ``bytes`` return value (not in a tuple), with Quart's own
   ``Response`` class, is built by setting the attributes Quart's constructor sets, in its order
   and with its values (the Content-Type and status read off a ``Response`` made at import);
   werkzeug's constructor goes through the mimetype, header and status setters to the same result.
@@ -80,21 +81,32 @@ def _is_coroutine_function(func: Any) -> bool:
     return type(func) is FunctionType and bool(func.__code__.co_flags & CO_COROUTINE)
 
 
-def _template() -> tuple[list[tuple[str, str]], str, int]:
-    """What Quart's ``Response(str or bytes)`` sets, read off one: the Content-Type header, the status."""
+def _template() -> tuple[str, str, int]:
+    """What Quart's ``Response(str or bytes)`` sets, read off one: the Content-Type, the status."""
     made = Response(b"")
-    content_type = [(name, value) for name, value in made.headers.items() if name == "Content-Type"]
-    return content_type, made._status, made._status_code
+    return made.headers["Content-Type"], made._status, made._status_code
 
 
-_CONTENT_TYPE, _STATUS, _STATUS_CODE = _template()
+DEFAULT_CONTENT_TYPE, _STATUS, _STATUS_CODE = _template()
+_CONTENT_TYPES: dict[str, str] = {}
 
 
-def plain_response(data: bytes) -> Response:
-    """Quart's ``Response(data)``, built with the attributes its constructor would set, in its order."""
+def content_type_for(mimetype: str) -> str:
+    """The Content-Type Quart's ``Response(..., mimetype=mimetype)`` sends (a charset for text types)."""
+    known = _CONTENT_TYPES.get(mimetype)
+    if known is None:
+        known = Response(b"", mimetype=mimetype).headers["Content-Type"]
+        if len(_CONTENT_TYPES) < 64:
+            _CONTENT_TYPES[mimetype] = known
+    return known
+
+
+def plain_response(data: bytes, content_type: str = DEFAULT_CONTENT_TYPE) -> Response:
+    """Quart's ``Response(data)`` (``mimetype=`` the type of ``content_type``), built with the
+    attributes its constructor would set, in its order."""
     response = Response.__new__(Response)
     headers = Headers()
-    headers._list = [*_CONTENT_TYPE, ("Content-Length", str(len(data)))]
+    headers._list = [("Content-Type", content_type), ("Content-Length", str(len(data)))]
     response.headers = headers
     response._status = _STATUS
     response._status_code = _STATUS_CODE
@@ -236,6 +248,8 @@ class LeanRequestPath(Quart):
         kind = type(result)
         if (kind is str or kind is bytes) and self.response_class is Response:
             return plain_response(result.encode() if kind is str else result)
+        if kind is dict or kind is list:  # what Quart's make_response does with a bare dict or list
+            return self.json.response(result)
         return await super().make_response(result)
 
     async def preprocess_request(self, request_context: RequestContext | None = None) -> Any:

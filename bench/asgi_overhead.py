@@ -116,6 +116,10 @@ def quart_app() -> Any:
     async def hello():
         return "Hello, World!"
 
+    @app.route("/json")
+    async def json_view():
+        return {"message": "Hello, World!"}
+
     return app
 
 
@@ -127,6 +131,10 @@ def aeros_app(**keywords: Any) -> Any:
     @app.route("/hello")
     async def hello():
         return "Hello, World!"
+
+    @app.route("/json")
+    async def json_view():
+        return {"message": "Hello, World!"}
 
     return app
 
@@ -214,6 +222,8 @@ def variants(only: list[str] | None = None) -> list[tuple[str, Callable[[], Any]
         ("aeros, only built-in plugins: app.asgi_app", lambda: aeros_app(disable_plugins=optional).asgi_app),
         ("aeros, all but aeros-request: app.asgi_app", lambda: aeros_app(disable_plugins=["request"]).asgi_app),
         ("aeros bare (every installed plugin): app.asgi_app", lambda: aeros_app().asgi_app),
+        ("Quart: app.asgi_app, /json (a small dict)", lambda: (quart_app().asgi_app, "/json")),
+        ("aeros bare: app.asgi_app, /json (a small dict)", lambda: (aeros_app().asgi_app, "/json")),
         ("aeros bare: runner entry, access log off", lambda: entry(aeros_app(), access_log_to_std=False)),
         (
             "aeros bare: runner entry, access log on (to a file)",

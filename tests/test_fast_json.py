@@ -298,3 +298,31 @@ def test_without_orjson_the_stdlib_provider_stays() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["DefaultJSONProvider", "True", "True"]
+
+
+@pytest.mark.parametrize(
+    "value, mimetype",
+    [
+        ({"message": "Hello, World!"}, None),
+        ([1, 2, {"b": 1, "a": 2}], None),
+        ({"text": "caf\u00e9"}, None),  # ensure_ascii: the stdlib writes it
+        ({"a": 1}, "application/vnd.example+json"),
+        ({"a": 1}, "text/json"),  # a text type: a charset is added, as werkzeug adds it
+    ],
+)
+async def test_the_response_object_is_quarts(value: Any, mimetype: str | None) -> None:
+    """A dict or list returned by a view gives the response object Quart's provider would build:
+    the same attributes, set in the same order, the same headers and body."""
+    fast, plain = WebServer(__name__), WebServer(__name__, fast_json=False)
+    made = []
+    for app in (fast, plain):
+        if mimetype is not None:
+            app.json.mimetype = mimetype
+        async with app.app_context():
+            made.append(await app.make_response(value))
+    ours, quarts = made
+    assert type(ours) is type(quarts)
+    assert list(vars(ours)) == list(vars(quarts))
+    assert list(ours.headers.items()) == list(quarts.headers.items())
+    assert (ours._status, ours._status_code, ours.timeout) == (quarts._status, quarts._status_code, quarts.timeout)
+    assert await ours.get_data() == await quarts.get_data()

@@ -30,9 +30,11 @@ from types import ModuleType
 from typing import Any
 
 from quart.json.provider import DefaultJSONProvider
+from quart.wrappers import Response
 
 from ..hookspecs import hookimpl
 from ..options import Option
+from ..request_path import content_type_for, plain_response
 
 #: orjson 3.11.7 writes ``1e+16`` like the stdlib; older versions write ``1e16``.
 MIN_ORJSON_VERSION = (3, 11, 7)
@@ -113,9 +115,12 @@ class FastJSONProvider(DefaultJSONProvider):
         response_class: Any = self._app.response_class  # Quart's Response: (body, status, ...)
         body = self.encode(obj, self.sort_keys, self.ensure_ascii, self.default)
         if body is None:
-            text = DefaultJSONProvider.dumps(self, obj, separators=COMPACT)
-            return response_class(f"{text}\n", mimetype=self.mimetype)
-        return response_class(body + b"\n", mimetype=self.mimetype)
+            body = f"{DefaultJSONProvider.dumps(self, obj, separators=COMPACT)}\n".encode()
+        else:
+            body += b"\n"
+        if response_class is Response:
+            return plain_response(body, content_type_for(self.mimetype))
+        return response_class(body, mimetype=self.mimetype)
 
 
 class FastJsonPlugin:
