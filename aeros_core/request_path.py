@@ -27,6 +27,8 @@ or a secret key added at any time take effect at once:
   steps written out in one place (context variables and their tokens as Quart keeps them, the
   null session set directly when the default session interface has no secret key), when neither
   ``request_context`` nor ``app_context`` is overridden and ``appcontext_pushed`` has no receiver.
+- URL matching (in ``handle_request``): ``WebServer.url_map_class`` is :class:`LeanMap`, which
+  remembers the rule a path without arguments matched (see there).
 - ``full_dispatch_request`` / ``finalize_request``: the ``request_started`` / ``request_finished``
   signals are not sent when they have no receiver (blinker would call nobody).
 
@@ -115,6 +117,30 @@ def plain_response(data: bytes, content_type: str = DEFAULT_CONTENT_TYPE) -> Res
     return response
 
 
+class LeanMap(QuartMap):
+    """Quart's URL map, remembering which rule each path that needs no argument matched.
+
+    A successful match of a rule without arguments or defaults gives that rule and empty view
+    arguments whatever else the request says (a redirect or an error is raised, never
+    remembered), so later requests with the same path, method and subdomain get the rule without
+    running werkzeug's matcher. Adding a rule forgets everything; at most ``STATIC_MATCHES_LIMIT``
+    paths are remembered (paths come from clients).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.static_matches: dict[tuple[str, str, str | None], Any] = {}
+        super().__init__(*args, **kwargs)
+
+    def add(self, rulefactory: Any) -> None:
+        self.static_matches.clear()
+        super().add(rulefactory)
+
+
+STATIC_MATCHES_LIMIT = 1024
+
+#: the URL map classes whose adapters ``create_url_adapter`` may build (Quart's own ``bind_to_request``)
+_MAP_CLASSES = (QuartMap, LeanMap)
+
 #: at most this many scheme/host pairs remembered per app (the Host header comes from clients)
 BOUND_HOSTS_LIMIT = 256
 
@@ -122,13 +148,14 @@ BOUND_HOSTS_LIMIT = 256
 class LeanRequestPath(Quart):
     """Quart's per-request steps with the do-nothing cases skipped; see the module documentation."""
 
+    url_map_class = LeanMap
     _bound_hosts: dict[tuple[str, str | None, tuple[Any, ...] | None, str | None], tuple[str, str | None]] | None = None
 
     def create_url_adapter(self, request: Any) -> Any:
         url_map = self.url_map
         if (
             request is None
-            or type(url_map) is not QuartMap
+            or type(url_map) not in _MAP_CLASSES
             or url_map.host_matching
             or self.subdomain_matching
             or self.config["SERVER_NAME"] is not None
@@ -184,7 +211,7 @@ class LeanRequestPath(Quart):
         if type(interface) is SecureCookieSessionInterface and not self.secret_key:
             context.session = interface.null_session_class()  # what open_session's None leads to
             if context.url_adapter is not None:
-                context.match_request()
+                self._match_request(context)
         else:
             await context._push()
         # Quart's handle_request, inside ``async with`` that context
@@ -204,6 +231,31 @@ class LeanRequestPath(Quart):
             raise
         finally:
             await self._pop_contexts(context, exc)
+
+    def _match_request(self, context: RequestContext) -> None:
+        """``context.match_request()``, with the rule of a path that needs no argument remembered."""
+        url_map = self.url_map
+        if type(url_map) is not LeanMap or url_map.host_matching or self.subdomain_matching:
+            context.match_request()
+            return
+        adapter = context.url_adapter
+        key = (adapter.path_info, adapter.default_method, adapter.subdomain)  # type: ignore[union-attr]
+        request = context.request
+        rule = url_map.static_matches.get(key)
+        if rule is not None:
+            request.url_rule, request.view_args = rule, {}
+            return
+        context.match_request()
+        rule = request.url_rule
+        if (
+            request.routing_exception is None
+            and rule is not None
+            and not rule.arguments
+            and not rule.defaults
+            and not request.view_args
+            and len(url_map.static_matches) < STATIC_MATCHES_LIMIT
+        ):
+            url_map.static_matches[key] = rule
 
     async def _pop_contexts(self, context: RequestContext, exc: BaseException | None) -> None:
         """``RequestContext.auto_pop`` and ``pop``, and ``AppContext.pop``, as Quart runs them."""

@@ -842,3 +842,115 @@ async def test_trusted_hosts_are_checked_on_every_request_as_quart_does() -> Non
                 log.append("SecurityError")
 
     assert await on_both(scenario) == [200, 200, "SecurityError", 200, "SecurityError"]
+
+
+async def test_url_matching_with_remembered_rules_is_quarts() -> None:
+    """WebServer's map remembers the rule of a path without arguments: every answer stays Quart's,
+    for repeated paths, methods, HEAD, redirects, 404/405, defaults, rules added later and views
+    or preprocessors that change ``view_args``."""
+
+    async def scenario(app: Any, log: list) -> None:
+        @app.route("/fixed")
+        async def fixed(**values: Any) -> str:
+            seen = sorted(request.view_args)
+            request.view_args["touched"] = True  # a fresh dict each request: never seen by the next
+            return f"{request.url_rule.rule} {request.endpoint} {seen}"
+
+        @app.route("/page", defaults={"number": 1})
+        @app.route("/page/<int:number>")
+        async def page(number: int) -> str:
+            return f"page {number}"
+
+        @app.route("/dir/")
+        async def directory() -> str:
+            return "dir"
+
+        @app.route("/only-post", methods=["POST"])
+        async def only_post() -> str:
+            return "posted"
+
+        async def record(method: str, path: str) -> None:
+            response = await getattr(app.test_client(), method)(path)
+            log.append(
+                (method, path, response.status_code, response.headers.get("Location"), await response.get_data())
+            )
+
+        for _ in range(2):
+            for method, path in [
+                ("get", "/fixed"),
+                ("head", "/fixed"),
+                ("post", "/fixed"),
+                ("options", "/fixed"),
+                ("get", "/page"),
+                ("get", "/page/1"),  # redirected to /page (the rule with the default)
+                ("get", "/page/7"),
+                ("get", "/dir"),  # redirected to /dir/
+                ("get", "/dir/"),
+                ("get", "/only-post"),
+                ("post", "/only-post"),
+                ("get", "/missing"),
+            ]:
+                await record(method, path)
+
+        async def fixed_again() -> str:
+            return "the added rule"
+
+        app.add_url_rule("/fixed", "fixed_again", fixed_again, methods=["POST"])
+        await record("post", "/fixed")
+        await record("get", "/fixed")
+
+        @app.url_value_preprocessor
+        def drop(endpoint: Any, values: Any) -> None:
+            if values is not None:
+                values["preprocessed"] = endpoint
+
+        await record("get", "/fixed")
+        await record("get", "/fixed")
+
+    log = await on_both(scenario)
+    answers = [(method, path, status, location) for method, path, status, location, _ in log]
+    assert answers[:12] == answers[12:24]  # the same answers the second time round
+    assert answers[:12] == [
+        ("get", "/fixed", 200, None),
+        ("head", "/fixed", 200, None),
+        ("post", "/fixed", 405, None),
+        ("options", "/fixed", 200, None),
+        ("get", "/page", 200, None),
+        ("get", "/page/1", 308, "http://localhost/page"),
+        ("get", "/page/7", 200, None),
+        ("get", "/dir", 308, "http://localhost/dir/"),
+        ("get", "/dir/", 200, None),
+        ("get", "/only-post", 405, None),
+        ("post", "/only-post", 200, None),
+        ("get", "/missing", 404, None),
+    ]
+    bodies = [body for *_, body in log]
+    assert bodies[0] == bodies[12] == b"/fixed fixed []"
+    assert bodies[24:] == [
+        b"the added rule",
+        b"/fixed fixed []",
+        b"/fixed fixed ['preprocessed']",
+        b"/fixed fixed ['preprocessed']",
+    ]
+
+
+async def test_webserver_matches_through_its_map() -> None:
+    """The remembered rules are used (werkzeug's matcher is not run) and forgotten when a rule is added."""
+    from aeros_core.request_path import STATIC_MATCHES_LIMIT, LeanMap
+
+    app = new_app(WebServer)
+    assert type(app.url_map) is LeanMap
+    await fetch(app)
+    assert list(app.url_map.static_matches.values()) == [app.url_map._rules_by_endpoint["hello"][0]]
+    ((key, _),) = app.url_map.static_matches.items()
+    app.url_map.static_matches[key] = app.url_map._rules_by_endpoint["static"][0]
+    # the static files view, as remembered, without the file name it needs: Quart's 500
+    assert (await app.test_client().get("/hello")).status_code == 500
+    app.add_url_rule("/other", "other", lambda: "other")
+    assert not app.url_map.static_matches
+    assert (await fetch(app))[2] == b"Hello, World!"
+    for number in range(STATIC_MATCHES_LIMIT + 10):  # client paths: the memory stays bounded
+        app.add_url_rule(f"/n{number}", f"n{number}", lambda: "n")
+    for number in range(STATIC_MATCHES_LIMIT + 10):
+        await app.test_client().get(f"/n{number}")
+    assert len(app.url_map.static_matches) == STATIC_MATCHES_LIMIT
