@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Generator
 from functools import partial
 from typing import Any
 
@@ -69,7 +69,7 @@ class BodyReceiver:
         """Take the first message if it is there already; then watch, now or at the next loop turn."""
         try:
             awaiting = self.receive().__await__()
-            waiting_on = awaiting.send(None)
+            waiting_on = next(awaiting)  # servers' awaitables may be bare iterators (granian's)
         except StopIteration as stop:
             message = stop.value
             if message["type"] == "http.request" and not message.get("more_body", False):
@@ -160,10 +160,11 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 await asyncio.wait_for(sending, timeout=timeout)
                 return
             try:
-                waiting_on = sending.send(None)
+                steps = sending.__await__()
+                waiting_on = next(steps)
             except StopIteration:
                 return
-            await asyncio.wait_for(_resume(sending, waiting_on), timeout=timeout)
+            await asyncio.wait_for(_resume(steps, waiting_on), timeout=timeout)
         except TimeoutError:
             pass
 
@@ -248,22 +249,28 @@ class LeanHTTPConnection(ASGIHTTPConnection):
 
 
 @types.coroutine
-def _resume(coroutine: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any, Any]:
-    """Go on running a coroutine that was started by hand and is waiting on ``waiting_on``."""
+def _resume(iterator: Any, waiting_on: Any) -> Generator[Any, Any, Any]:
+    """Go on awaiting what ``iterator`` (an ``__await__`` iterator started by hand) is waiting on,
+    as ``yield from`` would: values and exceptions go into it when it takes them."""
     while True:
         try:
             value = yield waiting_on
         except GeneratorExit:
-            coroutine.close()
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
             raise
-        except BaseException as error:  # a cancellation (the timeout) goes into the coroutine
+        except BaseException as error:  # a cancellation (the timeout) goes into it
+            throw = getattr(iterator, "throw", None)
+            if throw is None:
+                raise
             try:
-                waiting_on = coroutine.throw(error)
+                waiting_on = throw(error)
             except StopIteration as stop:
                 return stop.value
         else:
             try:
-                waiting_on = coroutine.send(value)
+                waiting_on = next(iterator) if value is None else iterator.send(value)
             except StopIteration as stop:
                 return stop.value
 

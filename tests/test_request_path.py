@@ -527,7 +527,24 @@ async def test_sending_in_the_views_task_is_quarts_sending(case: str) -> None:
         assert leans[:2] == [1, b"Hello, World!"]
 
 
-async def record_receiving(kind: type, messages: list[Any], view_sleeps: float) -> list:
+class BareAwaitable:
+    """A server's awaitable whose ``__await__`` is a bare iterator, without ``send`` or ``throw``
+    (granian's ``PyFutureAwaitable`` is one): it steps the coroutine ``made``."""
+
+    def __init__(self, made: Any) -> None:
+        self.made = made
+
+    def __await__(self) -> Any:
+        return self
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        return self.made.send(None)  # StopIteration(value) ends the await with the value
+
+
+async def record_receiving(kind: type, messages: list[Any], view_sleeps: float, bare: bool = False) -> list:
     """A view that reads the body, then sleeps; ``receive`` gives ``messages`` in turn (a number
     is a pause in seconds before the next, an exception is raised, the end waits forever)."""
     app = quart_app = kind(__name__)
@@ -543,7 +560,10 @@ async def record_receiving(kind: type, messages: list[Any], view_sleeps: float) 
 
     queue = list(messages)
 
-    async def receive() -> dict:
+    def receive() -> Any:
+        return BareAwaitable(next_message()) if bare else next_message()
+
+    async def next_message() -> dict:
         while queue:
             item = queue.pop(0)
             if isinstance(item, (int, float)):
@@ -584,13 +604,15 @@ RECEIVING_CASES = {
 
 
 @pytest.mark.skipif(not LEAN_AVAILABLE, reason="the lean connection needs Python 3.11")
+@pytest.mark.parametrize("bare", [False, True], ids=["coroutine", "bare iterator"])
 @pytest.mark.parametrize("case", RECEIVING_CASES)
-async def test_receiving_is_quarts_receiving(case: str) -> None:
+async def test_receiving_is_quarts_receiving(case: str, bare: bool) -> None:
     """The lean connection takes a body that is already there at once and watches for the client
-    later: what the view reads and sends, and how the request ends, are Quart's in every case."""
+    later: what the view reads and sends, and how the request ends, are Quart's in every case,
+    also when the server's ``receive`` gives an awaitable without ``send``/``throw``."""
     messages, view_sleeps = RECEIVING_CASES[case]
-    quarts = await record_receiving(Quart, messages, view_sleeps)
-    leans = await record_receiving(WebServer, messages, view_sleeps)
+    quarts = await record_receiving(Quart, messages, view_sleeps, bare)
+    leans = await record_receiving(WebServer, messages, view_sleeps, bare)
     assert leans == quarts
     if "gone" not in case and "fails" not in case:
         assert leans[:2] == [("read", b"abc"), "view done"]
