@@ -240,32 +240,12 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         if type(body) is not DataBody:
             return await super()._send_response(send, response)
         await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": encoded(response.headers)}
+            {"type": "http.response.start", "status": response.status_code, "headers": encode_headers(response.headers)}
         )
         data = body.data
         if body.begin != 0 or body.end != len(data):
             data = data[body.begin : body.end]
         await send({"type": "http.response.body", "body": data, "more_body": False})
-
-
-#: header names as a response holds them → as Quart's ``encode_headers`` sends them, learnt up to 512
-_ENCODED_NAMES: dict[str, bytes] = {}
-
-
-def encoded(headers: Any) -> list[tuple[bytes, bytes]]:
-    """Quart's ``encode_headers`` (names lower-cased, UTF-8), with each name encoded once."""
-    if type(headers) is not Headers:
-        return encode_headers(headers)
-    names = _ENCODED_NAMES
-    pairs = []
-    for name, value in headers._list:
-        raw = names.get(name)
-        if raw is None:
-            raw = name.lower().encode()
-            if len(names) < 512:
-                names[name] = raw
-        pairs.append((raw, value.encode()))
-    return pairs
 
 
 @types.coroutine

@@ -976,23 +976,3 @@ async def test_webserver_matches_through_its_map() -> None:
     for number in range(STATIC_MATCHES_LIMIT + 10):
         await app.test_client().get(f"/n{number}")
     assert len(app.url_map.static_matches) == STATIC_MATCHES_LIMIT
-
-
-@pytest.mark.parametrize(
-    "pairs",
-    [
-        [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "13")],
-        [("X-Mixed-Case", "value"), ("x-mixed-case", "again"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")],
-        [("X-Unicode", "caf\u00e9 \u2713"), ("X-\u00c9", "name")],
-        [],
-    ],
-)
-def test_response_headers_are_encoded_as_quart_encodes_them(pairs: list[tuple[str, str]]) -> None:
-    from quart.utils import encode_headers
-    from werkzeug.datastructures import Headers
-
-    from aeros_core.asgi import encoded
-
-    headers = Headers(pairs)
-    assert encoded(headers) == encoded(headers) == encode_headers(headers)
-    assert encoded(dict(pairs)) == encode_headers(dict(pairs))  # not werkzeug's Headers: Quart's function
