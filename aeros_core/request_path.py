@@ -198,22 +198,8 @@ class LeanRequestPath(Quart):
         ):
             return await super().handle_request(request)
         context = RequestContext(self, request)
-        # RequestContext.push: the request context, the app context (appcontext_pushed has no receiver)
-        token = _cv_request.set(context)
-        app_context: AppContext | None = _cv_app.get(None)
-        if app_context is None or app_context.app is not self:
-            app_context = AppContext(self)
-            app_context._cv_tokens.append(_cv_app.set(app_context))
-        else:
-            app_context = None
-        context._cv_tokens.append((token, app_context))
-        interface = self.session_interface
-        if type(interface) is SecureCookieSessionInterface and not self.secret_key:
-            context.session = interface.null_session_class()  # what open_session's None leads to
-            if context.url_adapter is not None:
-                self._match_request(context)
-        else:
-            await context._push()
+        if not self._push_contexts(context):
+            await context._push()  # the session interface's own open_session, then the match
         # Quart's handle_request, inside ``async with`` that context
         exc: BaseException | None = None
         try:
@@ -231,6 +217,27 @@ class LeanRequestPath(Quart):
             raise
         finally:
             await self._pop_contexts(context, exc)
+
+    def _push_contexts(self, context: RequestContext) -> bool:
+        """``RequestContext.push`` as Quart runs it (``appcontext_pushed`` has no receiver): the
+        request context, the app context, then the null session and the URL match when the
+        default session interface has no secret key (``True``); ``False``: the session is to be
+        opened by the context's own ``_push``."""
+        token = _cv_request.set(context)
+        app_context: AppContext | None = _cv_app.get(None)
+        if app_context is None or app_context.app is not self:
+            app_context = AppContext(self)
+            app_context._cv_tokens.append(_cv_app.set(app_context))
+        else:
+            app_context = None
+        context._cv_tokens.append((token, app_context))
+        interface = self.session_interface
+        if type(interface) is not SecureCookieSessionInterface or self.secret_key:
+            return False
+        context.session = interface.null_session_class()  # what open_session's None leads to
+        if context.url_adapter is not None:
+            self._match_request(context)
+        return True
 
     def _match_request(self, context: RequestContext) -> None:
         """``context.match_request()``, with the rule of a path that needs no argument remembered."""

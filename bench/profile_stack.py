@@ -32,15 +32,20 @@ STAGES: list[tuple[str, list[tuple[str, str]]]] = [
         "  request object from the scope",
         [("aeros_core/asgi.py", "_create_request_from_scope"), ("quart/asgi.py", "_create_request_from_scope")],
     ),
-    ("  app.handle_request: contexts, dispatch, response (below)", [("quart/app.py", "handle_request")]),
-    ("    request context: create, incl. URL adapter", [("quart/app.py", "request_context")]),
     (
-        "      URL adapter (bind to the request)",
+        "  app.handle_request: contexts, dispatch, response (below)",
+        [("request_path.py", "handle_request"), ("quart/app.py", "handle_request")],
+    ),
+    (
+        "    URL adapter (bind to the request: part of creating the request context)",
         [("request_path.py", "create_url_adapter"), ("quart/app.py", "create_url_adapter")],
     ),
-    ("    request context: push (app context, session, match)", [("quart/ctx.py", "push")]),
+    (
+        "    request context: push (app context, session, match)",
+        [("request_path.py", "_push_contexts"), ("quart/ctx.py", "push")],
+    ),
     ("      session interface (open / null session)", [("quart/sessions.py", "open_session")]),
-    ("      URL matching", [("quart/ctx.py", "match_request")]),
+    ("      URL matching", [("request_path.py", "_match_request"), ("quart/ctx.py", "match_request")]),
     (
         "    before-request steps (preprocess_request)",
         [("request_path.py", "preprocess_request"), ("quart/app.py", "preprocess_request")],
@@ -56,7 +61,7 @@ STAGES: list[tuple[str, list[tuple[str, str]]]] = [
         [("aeros_core/app.py", "process_response"), ("quart/app.py", "process_response")],
     ),
     ("    signals (blinker send_async)", [("blinker/base.py", "send_async")]),
-    ("    teardown + context pop", [("quart/ctx.py", "pop")]),
+    ("    teardown + context pop", [("request_path.py", "_pop_contexts"), ("quart/ctx.py", "pop")]),
     (
         "  send: headers encoded, ASGI messages, the server's send",
         [("aeros_core/asgi.py", "_send_response"), ("quart/asgi.py", "_send_response")],
