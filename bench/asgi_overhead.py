@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import itertools
 import os
 import statistics
 import sys
@@ -29,15 +31,27 @@ SCOPE_HEADERS = [
 ]
 
 
+X_FOR = b"x-forwarded-for"
 FORWARDED_HEADERS = [
-    (b"x-forwarded-for", b"198.51.100.23"),
+    (X_FOR, b"198.51.100.23"),
     (b"x-forwarded-proto", b"https"),
     (b"x-forwarded-host", b"shop.example"),
     (b"x-request-id", b"5f0c9a3e-8d6b-4a53-9d38-0c2f3e1b7a11"),
 ]
 
 
-def scope_for(path: str, extra_headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+def new_clients(count: int = 65536) -> Callable[[], list[tuple[bytes, bytes]]]:
+    """The forwarding headers of :data:`FORWARDED_HEADERS`, each time with another client address
+    in ``X-Forwarded-For`` (a new visitor behind the proxy: more addresses than any cache holds)."""
+    rotation = itertools.cycle(
+        [(X_FOR, f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}".encode()), *FORWARDED_HEADERS[1:]] for n in range(count)
+    )
+    return functools.partial(next, rotation)
+
+
+def scope_for(path: str, extra_headers: Any = None) -> dict[str, Any]:
+    if callable(extra_headers):  # a new set each request
+        extra_headers = extra_headers()
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -241,6 +255,14 @@ def variants(only: list[str] | None = None) -> list[tuple[str, Callable[[], Any]
         (
             "edge-only: off, with the X-Forwarded-* + X-Request-ID headers",
             lambda: (edge_only(**bare), "/hello", FORWARDED_HEADERS),
+        ),
+        (
+            "edge-only: trusted_proxies, X-Forwarded-For from a never-seen client each request (off: same)",
+            lambda: (edge_only(**bare, **proxies), "/hello", new_clients()),
+        ),
+        (
+            "edge-only: off, X-Forwarded-For from a never-seen client each request",
+            lambda: (edge_only(**bare), "/hello", new_clients()),
         ),
         (
             "edge-only: trusted_proxies + request id taken from the proxy",

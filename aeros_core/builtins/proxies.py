@@ -256,11 +256,62 @@ class ForwardedViews:
     def __init__(self, trusted: TrustedProxies) -> None:
         self.trusted = trusted
         self._known: dict[tuple[tuple[bytes, bytes], ...], View | None] = {}
+        #: (X-Forwarded-Proto, X-Forwarded-Host) as sent -> the view of a one-hop request with them
+        self._parts: dict[tuple[bytes | None, bytes | None], View] = {}
 
     def __call__(self, headers: tuple[tuple[bytes, bytes], ...]) -> View | None:
         known = self._known.get(headers, _UNKNOWN)
         if known is not _UNKNOWN:
             return known  # type: ignore[return-value]
+        view = self._one_hop(headers) if len(headers) <= 3 else _UNKNOWN
+        if view is _UNKNOWN:
+            view = self._parsed(headers)
+        if sum(len(value) for _, value in headers) <= _CACHED_VALUES_MAX:  # bounded memory
+            if len(self._known) >= _CACHE_LIMIT:
+                self._known.clear()
+            self._known[headers] = view  # type: ignore[assignment]
+        return view  # type: ignore[return-value]
+
+    def _one_hop(self, headers: tuple[tuple[bytes, bytes], ...]) -> View | None | object:
+        """The usual shape, a new client behind one proxy, without the general parser: one
+        ``X-Forwarded-For`` with an IPv4 address, at most one ``-Proto`` and one ``-Host`` (their
+        verdicts remembered per value). Anything else: ``_UNKNOWN``, for :meth:`_parsed`."""
+        client = proto = host = None
+        for name, value in headers:
+            if name == X_FOR and client is None:
+                client = value
+            elif name == X_PROTO and proto is None:
+                proto = value
+            elif name == X_HOST and host is None:
+                host = value
+            else:
+                return _UNKNOWN
+        if client is None or b"," in client or b":" in client:
+            return _UNKNOWN
+        text = client.decode("latin-1").strip()
+        try:
+            socket.inet_pton(socket.AF_INET, text)
+        except (OSError, ValueError):
+            return _UNKNOWN
+        parts = self._parts
+        found = parts.get((proto, host))
+        if found is None:
+            alone: list[tuple[bytes, bytes]] = [(X_FOR, client)]
+            if proto is not None:
+                alone.append((X_PROTO, proto))
+            if host is not None:
+                alone.append((X_HOST, host))
+            found = self._parsed(tuple(alone))
+            if found is None:
+                return _UNKNOWN
+            if (len(proto or b"") + len(host or b"")) <= _CACHED_VALUES_MAX:
+                if len(parts) >= _CACHE_LIMIT:
+                    parts.clear()
+                parts[(proto, host)] = found
+        _, scheme, host_value, server = found
+        return (text, 0), scheme, host_value, server
+
+    def _parsed(self, headers: tuple[tuple[bytes, bytes], ...]) -> View | None:
         values: dict[bytes, list[str]] = {}
         for name, value in headers:
             values.setdefault(name, []).append(value.decode("latin-1"))
@@ -277,10 +328,6 @@ class ForwardedViews:
                 host.encode() if host else None,
                 _server_of(host) if host else None,
             )
-        if sum(len(value) for _, value in headers) <= _CACHED_VALUES_MAX:  # bounded memory
-            if len(self._known) >= _CACHE_LIMIT:
-                self._known.clear()
-            self._known[headers] = view
         return view
 
 
