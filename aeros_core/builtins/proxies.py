@@ -19,7 +19,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from socket import AF_INET, inet_pton
 from typing import Any
 
 from ..hookspecs import hookimpl
@@ -259,57 +260,58 @@ class ForwardedViews:
         #: (X-Forwarded-Proto, X-Forwarded-Host) as sent -> the view of a one-hop request with them
         self._parts: dict[tuple[bytes | None, bytes | None], View] = {}
 
-    def __call__(self, headers: tuple[tuple[bytes, bytes], ...]) -> View | None:
-        known = self._known.get(headers, _UNKNOWN)
+    def __call__(self, headers: Sequence[tuple[bytes, bytes]]) -> View | None:
+        """The view of the forwarding headers (name, value) of a request, in their order."""
+        if len(headers) <= 3:
+            # The usual shape, a client behind one proxy, answered without the general parser nor
+            # the cache (each client is new to it): one X-Forwarded-For holding an IPv4 address, at
+            # most one -Proto and one -Host (their verdicts remembered per value).
+            client = proto = host = None
+            for name, value in headers:
+                if name == X_FOR and client is None:
+                    client = value
+                elif name == X_PROTO and proto is None:
+                    proto = value
+                elif name == X_HOST and host is None:
+                    host = value
+                else:  # Forwarded, or a header twice
+                    client = None
+                    break
+            if client is not None:
+                text = client.decode("latin-1").strip()
+                try:  # a dotted quad and nothing else (no port, no second hop)
+                    inet_pton(AF_INET, text)
+                except (OSError, ValueError):
+                    pass
+                else:
+                    found = self._parts.get((proto, host)) or self._one_hop(client, proto, host)
+                    if found is not None:
+                        return (text, 0), found[1], found[2], found[3]
+        key = tuple(headers)
+        known = self._known.get(key, _UNKNOWN)
         if known is not _UNKNOWN:
             return known  # type: ignore[return-value]
-        view = self._one_hop(headers) if len(headers) <= 3 else _UNKNOWN
-        if view is _UNKNOWN:
-            view = self._parsed(headers)
-        if sum(len(value) for _, value in headers) <= _CACHED_VALUES_MAX:  # bounded memory
+        view = self._parsed(key)
+        if sum([len(value) for _, value in key]) <= _CACHED_VALUES_MAX:  # bounded memory
             if len(self._known) >= _CACHE_LIMIT:
                 self._known.clear()
-            self._known[headers] = view  # type: ignore[assignment]
-        return view  # type: ignore[return-value]
+            self._known[key] = view
+        return view
 
-    def _one_hop(self, headers: tuple[tuple[bytes, bytes], ...]) -> View | None | object:
-        """The usual shape, a new client behind one proxy, without the general parser: one
-        ``X-Forwarded-For`` with an IPv4 address, at most one ``-Proto`` and one ``-Host`` (their
-        verdicts remembered per value). Anything else: ``_UNKNOWN``, for :meth:`_parsed`."""
-        client = proto = host = None
-        for name, value in headers:
-            if name == X_FOR and client is None:
-                client = value
-            elif name == X_PROTO and proto is None:
-                proto = value
-            elif name == X_HOST and host is None:
-                host = value
-            else:
-                return _UNKNOWN
-        if client is None or b"," in client or b":" in client:
-            return _UNKNOWN
-        text = client.decode("latin-1").strip()
-        try:
-            socket.inet_pton(socket.AF_INET, text)
-        except (OSError, ValueError):
-            return _UNKNOWN
-        parts = self._parts
-        found = parts.get((proto, host))
-        if found is None:
-            alone: list[tuple[bytes, bytes]] = [(X_FOR, client)]
-            if proto is not None:
-                alone.append((X_PROTO, proto))
-            if host is not None:
-                alone.append((X_HOST, host))
-            found = self._parsed(tuple(alone))
-            if found is None:
-                return _UNKNOWN
-            if (len(proto or b"") + len(host or b"")) <= _CACHED_VALUES_MAX:
-                if len(parts) >= _CACHE_LIMIT:
-                    parts.clear()
-                parts[(proto, host)] = found
-        _, scheme, host_value, server = found
-        return (text, 0), scheme, host_value, server
+    def _one_hop(self, client: bytes, proto: bytes | None, host: bytes | None) -> View | None:
+        """The view of a one-hop request with these ``X-Forwarded-Proto`` and ``-Host`` values,
+        from the general parser, remembered for the next clients (bounded)."""
+        alone = [(X_FOR, client)]
+        if proto is not None:
+            alone.append((X_PROTO, proto))
+        if host is not None:
+            alone.append((X_HOST, host))
+        found = self._parsed(tuple(alone))
+        if found is not None and len(proto or b"") + len(host or b"") <= _CACHED_VALUES_MAX:
+            if len(self._parts) >= _CACHE_LIMIT:
+                self._parts.clear()
+            self._parts[(proto, host)] = found
+        return found
 
     def _parsed(self, headers: tuple[tuple[bytes, bytes], ...]) -> View | None:
         values: dict[bytes, list[str]] = {}
@@ -333,7 +335,7 @@ class ForwardedViews:
 
 def rewrite(
     scope: dict[str, Any],
-    views: ForwardedViews,
+    views: Callable[[Sequence[tuple[bytes, bytes]]], View | None],
     client_trusted: bool,
     peer_trusted: bool,
     watched: frozenset[bytes],
@@ -367,7 +369,7 @@ def rewrite(
     drop = others or []
     scope = dict(scope)
     if forwarding is not None:
-        view = views(tuple(forwarding)) if client_trusted else None
+        view = views(forwarding) if client_trusted else None
         if view is None:
             drop.extend(name for name, _ in forwarding)
         else:
@@ -381,7 +383,10 @@ def rewrite(
                 if port is None:
                     port = 443 if scope.get("scheme") in ("https", "wss") else 80
                 scope["server"] = (name, port)
-                headers = [header for header in scope["headers"] if header[0] != b"host" and header[0] not in drop]
+                if drop:
+                    headers = [header for header in scope["headers"] if header[0] != b"host" and header[0] not in drop]
+                else:
+                    headers = [header for header in scope["headers"] if header[0] != b"host"]
                 headers.append((b"host", host))
                 scope["headers"] = headers
                 return scope
@@ -412,13 +417,18 @@ def trusted_proxies(settings: ServerSettings) -> Any:
     # With the PROXY protocol, every connection passed the gate: its peer was a trusted proxy.
     behind_proxy_protocol = settings.proxy_protocol
 
+    # bound methods: cheaper to call than the instances
+    is_trusted = trusted.__call__
+    view_of = views.__call__
+
     def wrap(app: ASGIApp) -> ASGIApp:
         def real_client(scope: dict[str, Any], receive: Any, send: Any) -> Any:
             # A plain function returning the app's awaitable: no coroutine frame of ours per request.
-            if scope["type"] == "http" or scope["type"] == "websocket":
+            kind = scope["type"]
+            if kind == "http" or kind == "websocket":
                 client = scope.get("client")
-                client_trusted = bool(client and trusted(client[0]))
-                scope = rewrite(scope, views, client_trusted, behind_proxy_protocol or client_trusted, watched, keep)
+                client_trusted = bool(client and is_trusted(client[0]))
+                scope = rewrite(scope, view_of, client_trusted, behind_proxy_protocol or client_trusted, watched, keep)
             return app(scope, receive, send)
 
         return real_client
