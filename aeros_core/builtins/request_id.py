@@ -73,10 +73,11 @@ def request_ids(settings: ServerSettings) -> Any:
             encoded = value.encode("ascii")
             token = current.set(value)
 
-            async def send_with_id(message: dict[str, Any]) -> None:
+            def send_with_id(message: dict[str, Any]) -> Any:
+                # A plain function returning the server's awaitable: no coroutine frame of ours per message.
                 if message["type"] == "http.response.start":
                     message["headers"] = [*message.get("headers", ()), (name, encoded)]
-                await send(message)
+                return send(message)
 
             try:
                 await app(scope, receive, send_with_id if kind == "http" else send)
