@@ -224,6 +224,19 @@ def test_fuzz_rewrite_never_raises_and_yields_a_sane_scope(headers, trusted_peer
     assert sum(1 for name, _ in out["headers"] if name == b"host") == 1
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.sampled_from([*header_names.elements, b"host", b"accept"]), header_values), max_size=6),
+    st.booleans(),
+)
+def test_watching_host_finds_it_in_the_same_pass_with_the_same_result(headers, trusted_peer):
+    """The edge adds Host to the watched names (one pass finds it); the scope is the same."""
+    client = ("127.0.0.1", 5000) if trusted_peer else ("203.0.113.1", 5000)
+    scope = scope_with(headers, client)
+    plain = rewrite(dict(scope), VIEWS, trusted_peer, trusted_peer, WATCHED, KEEP)
+    assert rewrite(dict(scope), VIEWS, trusted_peer, trusted_peer, WATCHED | {b"host"}, KEEP) == plain
+
+
 one_hop_values = st.one_of(
     st.sampled_from([b"203.0.113.7", b" 198.51.100.1 ", b"10.0.0.1", b"1.2.3", b"1.2.3.4.5", b"", b"unknown"]),
     st.binary(max_size=20),

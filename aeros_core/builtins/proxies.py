@@ -350,6 +350,8 @@ def rewrite(
     """
     forwarding: list[tuple[bytes, bytes]] | None = None
     others: list[bytes] | None = None
+    host_header: tuple[bytes, bytes] | None = None  # the Host header when ``watched`` has it and it came once
+    hosts = 0
     for header in scope["headers"]:
         name = header[0]
         if name in watched:
@@ -358,6 +360,9 @@ def rewrite(
                     forwarding = [header]
                 else:
                     forwarding.append(header)
+            elif name == b"host":
+                host_header = header
+                hosts += 1
             elif not (peer_trusted and name in keep):
                 if others is None:
                     others = [name]
@@ -383,10 +388,11 @@ def rewrite(
                 if port is None:
                     port = 443 if scope.get("scheme") in ("https", "wss") else 80
                 scope["server"] = (name, port)
-                if drop:
+                if drop or hosts != 1:
                     headers = [header for header in scope["headers"] if header[0] != b"host" and header[0] not in drop]
-                else:
-                    headers = [header for header in scope["headers"] if header[0] != b"host"]
+                else:  # the same, in C: the one Host header taken out
+                    headers = list(scope["headers"])
+                    del headers[headers.index(host_header)]
                 headers.append((b"host", host))
                 scope["headers"] = headers
                 return scope
@@ -412,7 +418,8 @@ def trusted_proxies(settings: ServerSettings) -> Any:
     trusted = TrustedProxies(settings.trusted_proxies or ())
     views = ForwardedViews(trusted)
     request_id = settings.request_id_header.lower().encode("latin-1") if settings.request_id_header else None
-    watched = _FORWARDING | frozenset({request_id} if request_id else ())
+    # Host too: the loop over the headers finds it for the rewrite without a second pass
+    watched = _FORWARDING | frozenset({request_id} if request_id else ()) | {b"host"}
     keep = frozenset({request_id} if request_id else ())
     # With the PROXY protocol, every connection passed the gate: its peer was a trusted proxy.
     behind_proxy_protocol = settings.proxy_protocol
