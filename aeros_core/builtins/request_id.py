@@ -42,9 +42,9 @@ def valid_request_id(value: bytes) -> bool:
 
 def id_generator() -> Callable[[], str]:
     """Ids of this process: 20 random hex digits then a 12-digit hex counter."""
-    prefix = os.urandom(10).hex()
-    counter = itertools.count(1)
-    return lambda: f"{prefix}{next(counter) & 0xFFFFFFFFFFFF:012x}"
+    prefix = int.from_bytes(os.urandom(10), "big") << 48
+    count = itertools.count(1).__next__
+    return lambda: "%032x" % (prefix | (count() & 0xFFFFFFFFFFFF))
 
 
 def request_ids(settings: ServerSettings) -> Any:
@@ -56,6 +56,7 @@ def request_ids(settings: ServerSettings) -> Any:
     def wrap(app: ASGIApp) -> ASGIApp:
         new_id = id_generator()
         current = _current
+        valid = _VALID.fullmatch
 
         async def with_request_id(scope: dict[str, Any], receive: Any, send: Any) -> None:
             kind = scope["type"]
@@ -65,7 +66,7 @@ def request_ids(settings: ServerSettings) -> Any:
             if take_from_request:
                 for header, given in scope["headers"]:
                     if header == name:
-                        if valid_request_id(given):
+                        if valid(given) is not None:
                             value = given.decode("ascii")
                         break
             if value is None:
