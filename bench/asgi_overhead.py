@@ -206,6 +206,19 @@ def metrics_around_raw_app() -> Any:
     return plugin.aeros_asgi_wrapper(app=app, settings=settings).wrap(raw_asgi_app)
 
 
+def tracing_around_raw_app() -> Any:
+    """The tracing ASGI wrapper of a ``tracing=True`` app (its SDK started, spans dropped) around
+    the raw app: what it adds, alone."""
+    from aeros_core.runner.settings import ServerSettings
+
+    app = aeros_app(tracing={"exporter": dropping_exporter})
+    settings = ServerSettings(access_log_to_std=False)
+    app.plugin_manager.hook.aeros_server_config(app=app, settings=settings)
+    plugin = next(info.plugin for info in app.plugins if info.name == "otel")
+    plugin.aeros_startup(app=app)
+    return plugin.aeros_asgi_wrapper(app=app, settings=settings).wrap(raw_asgi_app)
+
+
 def dropping_exporter() -> Any:
     """An OpenTelemetry span exporter that sends nothing anywhere (the SDK's cost, not a network's)."""
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -359,6 +372,7 @@ def variants(only: list[str] | None = None) -> list[tuple[str, Callable[[], Any]
             )
         )
     if "otel" in observability:
+        found.append(("raw ASGI app inside the aeros-otel wrapper (its cost, alone)", tracing_around_raw_app))
         found.append(
             (
                 "aeros + tracing=True (spans batched, then dropped): runner entry, access log off",
