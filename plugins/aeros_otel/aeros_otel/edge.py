@@ -88,8 +88,9 @@ def name_by_route(app: ASGIApp, routes: RouteRecorder) -> ASGIApp:
 
 def lean_enough(middleware: OpenTelemetryMiddleware) -> bool:
     """Whether :func:`server_spans` does all that ``middleware`` was configured to do: none of the
-    instrumentation's optional features is on (``OTEL_PYTHON_ASGI_EXCLUDED_URLS`` /
-    ``OTEL_PYTHON_EXCLUDED_URLS``, ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_*``)."""
+    instrumentation's optional features is on (captured headers,
+    ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST`` / ``_RESPONSE``; excluded URLs,
+    which aeros does not pass)."""
     return not (
         middleware.excluded_urls
         or middleware.http_capture_headers_server_request
