@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context, detach
+from opentelemetry.instrumentation import utils as instrumentation_utils
 from opentelemetry.instrumentation.asgi import (
     OpenTelemetryMiddleware,
     asgi_getter,
@@ -21,7 +22,7 @@ from opentelemetry.instrumentation.asgi import (
     set_status_code,
 )
 from opentelemetry.instrumentation.propagators import get_global_response_propagator
-from opentelemetry.instrumentation.utils import _start_internal_or_server_span, is_http_instrumentation_enabled
+from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import Span, TracerProvider, format_trace_id, set_span_in_context, use_span
 
@@ -86,11 +87,19 @@ def name_by_route(app: ASGIApp, routes: RouteRecorder) -> ASGIApp:
     return named
 
 
+#: the instrumentation's own start of a server span (private, hence looked up, not imported)
+_START_SPAN: Callable[..., tuple[Span, Any]] | None = getattr(
+    instrumentation_utils, "_start_internal_or_server_span", None
+)
+
+
 def lean_enough(middleware: OpenTelemetryMiddleware) -> bool:
     """Whether :func:`server_spans` does all that ``middleware`` was configured to do: none of the
     instrumentation's optional features is on (captured headers,
     ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST`` / ``_RESPONSE``; excluded URLs,
     which aeros does not pass)."""
+    if not (_START_SPAN and hasattr(middleware, "_sem_conv_opt_in_mode")):
+        return False  # a release of the instrumentation whose private pieces moved: the middleware as is
     return not (
         middleware.excluded_urls
         or middleware.http_capture_headers_server_request
@@ -104,6 +113,8 @@ def server_spans(app: ASGIApp, middleware: OpenTelemetryMiddleware, routes: Rout
     per-request work for metrics (aeros gives it a no-op meter), its attributes set a second time
     and its send wrapper's look-ups, and named by the URL rule in the same send (one wrapper, not
     two). Used when :func:`lean_enough`; HTTP requests only."""
+    start_span = _START_SPAN
+    assert start_span is not None  # lean_enough
     tracer = middleware.tracer
     mode = middleware._sem_conv_opt_in_mode
     span_details = middleware.default_span_details
@@ -115,7 +126,7 @@ def server_spans(app: ASGIApp, middleware: OpenTelemetryMiddleware, routes: Rout
         span_name, extra = span_details(scope)
         attributes = collect_request_attributes(scope, mode)  # type: ignore[no-untyped-call]
         attributes.update(extra)
-        span, token = _start_internal_or_server_span(  # type: ignore[no-untyped-call]
+        span, token = start_span(
             tracer=tracer,
             span_name=span_name,
             start_time=None,
