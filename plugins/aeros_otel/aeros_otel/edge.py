@@ -92,14 +92,25 @@ _START_SPAN: Callable[..., tuple[Span, Any]] | None = getattr(
     instrumentation_utils, "_start_internal_or_server_span", None
 )
 
+#: the middleware's attributes :func:`server_spans` and :func:`lean_enough` read
+_USED = (
+    "tracer",
+    "_sem_conv_opt_in_mode",
+    "default_span_details",
+    "server_request_hook",
+    "excluded_urls",
+    "http_capture_headers_server_request",
+    "http_capture_headers_server_response",
+)
+
 
 def lean_enough(middleware: OpenTelemetryMiddleware) -> bool:
     """Whether :func:`server_spans` does all that ``middleware`` was configured to do: none of the
     instrumentation's optional features is on (captured headers,
     ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST`` / ``_RESPONSE``; excluded URLs,
     which aeros does not pass)."""
-    if not (_START_SPAN and hasattr(middleware, "_sem_conv_opt_in_mode")):
-        return False  # a release of the instrumentation whose private pieces moved: the middleware as is
+    if _START_SPAN is None or not all(hasattr(middleware, name) for name in _USED):
+        return False  # a release of the instrumentation whose pieces moved: the middleware as is
     return not (
         middleware.excluded_urls
         or middleware.http_capture_headers_server_request

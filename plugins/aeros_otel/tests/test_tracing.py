@@ -362,3 +362,21 @@ def test_configured_instrumentation_features_still_apply(serve, monkeypatch):
     (span,) = recording.spans()
     assert span.attributes["http.request.header.x_tenant"] == ("blue",)
     assert span.name == "GET /" and span.attributes["http.route"] == "/"
+
+
+def test_an_instrumentation_without_the_pieces_aeros_uses_runs_as_is(monkeypatch):
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from aeros_otel import edge
+
+    def middleware() -> OpenTelemetryMiddleware:
+        return OpenTelemetryMiddleware(None, tracer_provider=TracerProvider(), meter_provider=NoOpMeterProvider())
+
+    assert edge.lean_enough(middleware())
+    moved = middleware()
+    del moved._sem_conv_opt_in_mode
+    assert not edge.lean_enough(moved)
+    monkeypatch.setattr(edge, "_START_SPAN", None)
+    assert not edge.lean_enough(middleware())
