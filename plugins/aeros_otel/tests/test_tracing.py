@@ -365,11 +365,10 @@ def test_configured_instrumentation_features_still_apply(serve, monkeypatch):
 
 
 def test_an_instrumentation_without_the_pieces_aeros_uses_runs_as_is(monkeypatch):
+    from aeros_otel import edge
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
     from opentelemetry.metrics import NoOpMeterProvider
     from opentelemetry.sdk.trace import TracerProvider
-
-    from aeros_otel import edge
 
     def middleware() -> OpenTelemetryMiddleware:
         return OpenTelemetryMiddleware(None, tracer_provider=TracerProvider(), meter_provider=NoOpMeterProvider())
