@@ -424,8 +424,10 @@ def trusted_proxies(settings: ServerSettings) -> Any:
     # With the PROXY protocol, every connection passed the gate: its peer was a trusted proxy.
     behind_proxy_protocol = settings.proxy_protocol
 
-    # bound methods: cheaper to call than the instances
+    # bound methods: cheaper to call than the instances; the verdicts' table read directly first
+    # (it is emptied, never replaced)
     is_trusted = trusted.__call__
+    known_verdict = trusted._known.get
     view_of = views.__call__
 
     def wrap(app: ASGIApp) -> ASGIApp:
@@ -434,7 +436,12 @@ def trusted_proxies(settings: ServerSettings) -> Any:
             kind = scope["type"]
             if kind == "http" or kind == "websocket":
                 client = scope.get("client")
-                client_trusted = bool(client and is_trusted(client[0]))
+                if client:
+                    client_trusted = known_verdict(client[0])
+                    if client_trusted is None:
+                        client_trusted = is_trusted(client[0])
+                else:
+                    client_trusted = False
                 scope = rewrite(scope, view_of, client_trusted, behind_proxy_protocol or client_trusted, watched, keep)
             return app(scope, receive, send)
 
