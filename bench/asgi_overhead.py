@@ -49,9 +49,18 @@ def new_clients(count: int = 65536) -> Callable[[], list[tuple[bytes, bytes]]]:
     return functools.partial(next, rotation)
 
 
+def new_peers(count: int = 65536) -> Callable[[], tuple[list[tuple[bytes, bytes]], tuple[str, int]]]:
+    """No extra headers, and each time another peer address (a client connecting directly)."""
+    rotation = itertools.cycle(([], (f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", 50000)) for n in range(count))
+    return functools.partial(next, rotation)
+
+
 def scope_for(path: str, extra_headers: Any = None) -> dict[str, Any]:
-    if callable(extra_headers):  # a new set each request
+    client = ("127.0.0.1", 50000)
+    if callable(extra_headers):  # a new set each request (and maybe a new peer)
         extra_headers = extra_headers()
+        if isinstance(extra_headers, tuple):
+            extra_headers, client = extra_headers
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -63,7 +72,7 @@ def scope_for(path: str, extra_headers: Any = None) -> dict[str, Any]:
         "query_string": b"",
         "root_path": "",
         "headers": [*SCOPE_HEADERS, *(extra_headers or ())],
-        "client": ("127.0.0.1", 50000),
+        "client": client,
         "server": ("127.0.0.1", 8000),
         "extensions": {},
     }
@@ -277,6 +286,11 @@ def variants(only: list[str] | None = None) -> list[tuple[str, Callable[[], Any]
             "edge-only: off, X-Forwarded-For from a never-seen client each request",
             lambda: (edge_only(**bare), "/hello", new_clients()),
         ),
+        (
+            "edge-only: trusted_proxies, a direct request from a never-seen peer address each request (off: same)",
+            lambda: (edge_only(**bare, trusted_proxies=["192.0.2.0/24"]), "/hello", new_peers()),
+        ),
+        ("edge-only: off, a never-seen peer address each request", lambda: (edge_only(**bare), "/hello", new_peers())),
         (
             "edge-only: trusted_proxies + request id taken from the proxy",
             lambda: (

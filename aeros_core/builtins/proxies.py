@@ -74,13 +74,16 @@ class TrustedProxies:
     def _check(self, host: str) -> bool:
         if ":" not in host:  # IPv4 (or not an address)
             try:
-                packed = socket.inet_pton(socket.AF_INET, host)
+                packed = inet_pton(AF_INET, host)
             except (OSError, ValueError):
                 return False
             if self.everyone:
                 return True
             number = int.from_bytes(packed, "big")
-            return any(number & mask == address for address, mask in self._v4)
+            for address, mask in self._v4:
+                if number & mask == address:
+                    return True
+            return False
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
