@@ -80,8 +80,8 @@ class TrustedProxies:
             if self.everyone:
                 return True
             number = int.from_bytes(packed, "big")
-            for address, mask in self._v4:
-                if number & mask == address:
+            for network, mask in self._v4:
+                if number & mask == network:
                     return True
             return False
         try:
