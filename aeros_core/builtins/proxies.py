@@ -254,8 +254,10 @@ _UNKNOWN = object()
 
 
 class ForwardedViews:
-    """:func:`forwarded_view` with validated proto and host, remembered per distinct header values
-    (a client on a kept-alive connection sends the same ones again and again)."""
+    """:func:`forwarded_view` with validated proto and host. The usual shape (one proxy, one IPv4
+    client) is answered by a short path whose proto/host verdicts are remembered per value, so a
+    client never seen before costs what a returning one does; other shapes are remembered per
+    distinct header values. Both tables are bounded (emptied when full)."""
 
     def __init__(self, trusted: TrustedProxies) -> None:
         self.trusted = trusted
