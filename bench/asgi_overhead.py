@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import itertools
 import os
 import statistics
 import sys
@@ -29,15 +31,36 @@ SCOPE_HEADERS = [
 ]
 
 
+X_FOR = b"x-forwarded-for"
 FORWARDED_HEADERS = [
-    (b"x-forwarded-for", b"198.51.100.23"),
+    (X_FOR, b"198.51.100.23"),
     (b"x-forwarded-proto", b"https"),
     (b"x-forwarded-host", b"shop.example"),
     (b"x-request-id", b"5f0c9a3e-8d6b-4a53-9d38-0c2f3e1b7a11"),
 ]
 
 
-def scope_for(path: str, extra_headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+def new_clients(count: int = 65536) -> Callable[[], list[tuple[bytes, bytes]]]:
+    """The forwarding headers of :data:`FORWARDED_HEADERS`, each time with another client address
+    in ``X-Forwarded-For`` (a new visitor behind the proxy: more addresses than any cache holds)."""
+    rotation = itertools.cycle(
+        [(X_FOR, f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}".encode()), *FORWARDED_HEADERS[1:]] for n in range(count)
+    )
+    return functools.partial(next, rotation)
+
+
+def new_peers(count: int = 65536) -> Callable[[], tuple[list[tuple[bytes, bytes]], tuple[str, int]]]:
+    """No extra headers, and each time another peer address (a client connecting directly)."""
+    rotation = itertools.cycle(([], (f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", 50000)) for n in range(count))
+    return functools.partial(next, rotation)
+
+
+def scope_for(path: str, extra_headers: Any = None) -> dict[str, Any]:
+    client = ("127.0.0.1", 50000)
+    if callable(extra_headers):  # a new set each request (and maybe a new peer)
+        extra_headers = extra_headers()
+        if isinstance(extra_headers, tuple):
+            extra_headers, client = extra_headers
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -49,7 +72,7 @@ def scope_for(path: str, extra_headers: list[tuple[bytes, bytes]] | None = None)
         "query_string": b"",
         "root_path": "",
         "headers": [*SCOPE_HEADERS, *(extra_headers or ())],
-        "client": ("127.0.0.1", 50000),
+        "client": client,
         "server": ("127.0.0.1", 8000),
         "extensions": {},
     }
@@ -201,6 +224,19 @@ def metrics_around_raw_app() -> Any:
     return plugin.aeros_asgi_wrapper(app=app, settings=settings).wrap(raw_asgi_app)
 
 
+def tracing_around_raw_app() -> Any:
+    """The tracing ASGI wrapper of a ``tracing=True`` app (its SDK started, spans dropped) around
+    the raw app: what it adds, alone."""
+    from aeros_core.runner.settings import ServerSettings
+
+    app = aeros_app(tracing={"exporter": dropping_exporter})
+    settings = ServerSettings(access_log_to_std=False)
+    app.plugin_manager.hook.aeros_server_config(app=app, settings=settings)
+    plugin = next(info.plugin for info in app.plugins if info.name == "otel")
+    plugin.aeros_startup(app=app)
+    return plugin.aeros_asgi_wrapper(app=app, settings=settings).wrap(raw_asgi_app)
+
+
 def dropping_exporter() -> Any:
     """An OpenTelemetry span exporter that sends nothing anywhere (the SDK's cost, not a network's)."""
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -253,6 +289,19 @@ def variants(only: list[str] | None = None) -> list[tuple[str, Callable[[], Any]
             "edge-only: off, with the X-Forwarded-* + X-Request-ID headers",
             lambda: (edge_only(**bare), "/hello", FORWARDED_HEADERS),
         ),
+        (
+            "edge-only: trusted_proxies, X-Forwarded-For from a never-seen client each request (off: same)",
+            lambda: (edge_only(**bare, **proxies), "/hello", new_clients()),
+        ),
+        (
+            "edge-only: off, X-Forwarded-For from a never-seen client each request",
+            lambda: (edge_only(**bare), "/hello", new_clients()),
+        ),
+        (
+            "edge-only: trusted_proxies, a direct request from a never-seen peer address each request (off: same)",
+            lambda: (edge_only(**bare, trusted_proxies=["192.0.2.0/24"]), "/hello", new_peers()),
+        ),
+        ("edge-only: off, a never-seen peer address each request", lambda: (edge_only(**bare), "/hello", new_peers())),
         (
             "edge-only: trusted_proxies + request id taken from the proxy",
             lambda: (
@@ -348,6 +397,7 @@ def variants(only: list[str] | None = None) -> list[tuple[str, Callable[[], Any]
             )
         )
     if "otel" in observability:
+        found.append(("raw ASGI app inside the aeros-otel wrapper (its cost, alone)", tracing_around_raw_app))
         found.append(
             (
                 "aeros + tracing=True (spans batched, then dropped): runner entry, access log off",

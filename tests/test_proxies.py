@@ -224,6 +224,68 @@ def test_fuzz_rewrite_never_raises_and_yields_a_sane_scope(headers, trusted_peer
     assert sum(1 for name, _ in out["headers"] if name == b"host") == 1
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.sampled_from([*header_names.elements, b"host", b"accept"]), header_values), max_size=6),
+    st.booleans(),
+)
+def test_watching_host_finds_it_in_the_same_pass_with_the_same_result(headers, trusted_peer):
+    """The edge adds Host to the watched names (one pass finds it); the scope is the same."""
+    client = ("127.0.0.1", 5000) if trusted_peer else ("203.0.113.1", 5000)
+    scope = scope_with(headers, client)
+    plain = rewrite(dict(scope), VIEWS, trusted_peer, trusted_peer, WATCHED, KEEP)
+    assert rewrite(dict(scope), VIEWS, trusted_peer, trusted_peer, WATCHED | {b"host"}, KEEP) == plain
+
+
+one_hop_values = st.one_of(
+    st.sampled_from([b"203.0.113.7", b" 198.51.100.1 ", b"10.0.0.1", b"1.2.3", b"1.2.3.4.5", b"", b"unknown"]),
+    st.binary(max_size=20),
+)
+proto_or_host = st.one_of(
+    st.none(),
+    st.sampled_from([b"https", b"HTTP ", b"ftp", b"https, http", b"shop.example", b"a.example:8443", b"[::1]:80"]),
+    st.binary(max_size=20),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(one_hop_values, proto_or_host, proto_or_host)
+def test_the_one_hop_shortcut_gives_what_the_general_parser_gives(client, proto, host):
+    headers = [(b"x-forwarded-for", client)]
+    if proto is not None:
+        headers.append((b"x-forwarded-proto", proto))
+    if host is not None:
+        headers.append((b"x-forwarded-host", host))
+    views = ForwardedViews(LOCAL)
+    for _ in range(2):  # computed, then remembered
+        assert views(tuple(headers)) == views._parsed(tuple(headers))
+
+
+def test_the_caches_stay_bounded_under_many_client_addresses_and_answer_right_after_eviction():
+    from aeros_core.builtins import proxies
+
+    trusted = TrustedProxies(["10.0.0.0/8"])
+    views = ForwardedViews(trusted)
+    peers = [f"203.0.{n >> 8 & 255}.{n & 255}" for n in range(3 * proxies._CACHE_LIMIT)]
+    for number, peer in enumerate(peers):
+        assert trusted(peer) is False
+        proto = b"https" if number % 2 else b"http"
+        host = f"h{number}.example".encode()
+        view = views(((b"x-forwarded-for", peer.encode()), (b"x-forwarded-proto", proto), (b"x-forwarded-host", host)))
+        assert view == ((peer, 0), proto.decode(), host, (f"h{number}.example", None))
+        assert len(trusted._known) <= proxies._CACHE_LIMIT
+        assert len(views._known) <= proxies._CACHE_LIMIT and len(views._parts) <= proxies._CACHE_LIMIT
+    # the first ones were evicted: asked again, the verdicts are the same
+    assert peers[0] not in trusted._known
+    assert [trusted(peer) for peer in ("10.1.2.3", peers[0], "10.255.0.1")] == [True, False, True]
+    first = ((b"x-forwarded-for", b"203.0.0.0"), (b"x-forwarded-proto", b"http"), (b"x-forwarded-host", b"h0.example"))
+    assert first not in views._known
+    assert views(first) == (("203.0.0.0", 0), "http", b"h0.example", ("h0.example", None))
+    # a chain walks through trusted hops whatever the caches hold
+    chain = ((b"x-forwarded-for", b"198.51.100.9, 10.0.0.2"),)
+    assert views(chain) == (("198.51.100.9", 0), None, None, None)
+
+
 # --- on a real server, every backend ---------------------------------------------------------
 
 

@@ -124,19 +124,23 @@ class HealthPlugin:
 
                 await app(scope, watched_receive, watched_send)
 
-            async def probes(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            async def readiness(scope: dict[str, Any], send: Any) -> None:
+                ready = ready_phase() and (not checks or await run_checks(checks))
+                # the lifecycle may have moved while the checks ran
+                await respond(scope, send, OK if ready and ready_phase() else NOT_READY)
+
+            def probes(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+                # A plain function returning an awaitable: no coroutine frame of ours for other requests.
                 kind = scope["type"]
                 if kind == "http":
                     path = scope["path"]
                     if path == health_path and scope["method"] in _HEAD:
-                        return await respond(scope, send, OK)
+                        return respond(scope, send, OK)
                     if path == ready_path and scope["method"] in _HEAD:
-                        ready = ready_phase() and (not checks or await run_checks(checks))
-                        # the lifecycle may have moved while the checks ran
-                        return await respond(scope, send, OK if ready and ready_phase() else NOT_READY)
+                        return readiness(scope, send)
                 elif kind == "lifespan":
-                    return await watch_lifespan(scope, receive, send)
-                await app(scope, receive, send)
+                    return watch_lifespan(scope, receive, send)
+                return app(scope, receive, send)
 
             return probes
 

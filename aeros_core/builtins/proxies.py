@@ -19,7 +19,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from socket import AF_INET, inet_pton
 from typing import Any
 
 from ..hookspecs import hookimpl
@@ -73,13 +74,16 @@ class TrustedProxies:
     def _check(self, host: str) -> bool:
         if ":" not in host:  # IPv4 (or not an address)
             try:
-                packed = socket.inet_pton(socket.AF_INET, host)
+                packed = inet_pton(AF_INET, host)
             except (OSError, ValueError):
                 return False
             if self.everyone:
                 return True
             number = int.from_bytes(packed, "big")
-            return any(number & mask == address for address, mask in self._v4)
+            for network, mask in self._v4:
+                if number & mask == network:
+                    return True
+            return False
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
@@ -250,17 +254,71 @@ _UNKNOWN = object()
 
 
 class ForwardedViews:
-    """:func:`forwarded_view` with validated proto and host, remembered per distinct header values
-    (a client on a kept-alive connection sends the same ones again and again)."""
+    """:func:`forwarded_view` with validated proto and host. The usual shape (one proxy, one IPv4
+    client) is answered by a short path whose proto/host verdicts are remembered per value, so a
+    client never seen before costs what a returning one does; other shapes are remembered per
+    distinct header values. Both tables are bounded (emptied when full)."""
 
     def __init__(self, trusted: TrustedProxies) -> None:
         self.trusted = trusted
         self._known: dict[tuple[tuple[bytes, bytes], ...], View | None] = {}
+        #: (X-Forwarded-Proto, X-Forwarded-Host) as sent -> the view of a one-hop request with them
+        self._parts: dict[tuple[bytes | None, bytes | None], View] = {}
 
-    def __call__(self, headers: tuple[tuple[bytes, bytes], ...]) -> View | None:
-        known = self._known.get(headers, _UNKNOWN)
+    def __call__(self, headers: Sequence[tuple[bytes, bytes]]) -> View | None:
+        """The view of the forwarding headers (name, value) of a request, in their order."""
+        if len(headers) <= 3:
+            # The usual shape, a client behind one proxy, answered without the general parser nor
+            # the cache (each client is new to it): one X-Forwarded-For holding an IPv4 address, at
+            # most one -Proto and one -Host (their verdicts remembered per value).
+            client = proto = host = None
+            for name, value in headers:
+                if name == X_FOR and client is None:
+                    client = value
+                elif name == X_PROTO and proto is None:
+                    proto = value
+                elif name == X_HOST and host is None:
+                    host = value
+                else:  # Forwarded, or a header twice
+                    client = None
+                    break
+            if client is not None:
+                text = client.decode("latin-1").strip()
+                try:  # a dotted quad and nothing else (no port, no second hop)
+                    inet_pton(AF_INET, text)
+                except (OSError, ValueError):
+                    pass
+                else:
+                    found = self._parts.get((proto, host)) or self._one_hop(client, proto, host)
+                    if found is not None:
+                        return (text, 0), found[1], found[2], found[3]
+        key = tuple(headers)
+        known = self._known.get(key, _UNKNOWN)
         if known is not _UNKNOWN:
             return known  # type: ignore[return-value]
+        view = self._parsed(key)
+        if sum([len(value) for _, value in key]) <= _CACHED_VALUES_MAX:  # bounded memory
+            if len(self._known) >= _CACHE_LIMIT:
+                self._known.clear()
+            self._known[key] = view
+        return view
+
+    def _one_hop(self, client: bytes, proto: bytes | None, host: bytes | None) -> View | None:
+        """The view of a one-hop request with these ``X-Forwarded-Proto`` and ``-Host`` values,
+        from the general parser, remembered for the next clients (bounded)."""
+        alone = [(X_FOR, client)]
+        if proto is not None:
+            alone.append((X_PROTO, proto))
+        if host is not None:
+            alone.append((X_HOST, host))
+        found = self._parsed(tuple(alone))
+        if found is not None and len(proto or b"") + len(host or b"") <= _CACHED_VALUES_MAX:
+            if len(self._parts) >= _CACHE_LIMIT:
+                self._parts.clear()
+            self._parts[(proto, host)] = found
+        return found
+
+    def _parsed(self, headers: tuple[tuple[bytes, bytes], ...]) -> View | None:
         values: dict[bytes, list[str]] = {}
         for name, value in headers:
             values.setdefault(name, []).append(value.decode("latin-1"))
@@ -277,16 +335,12 @@ class ForwardedViews:
                 host.encode() if host else None,
                 _server_of(host) if host else None,
             )
-        if sum(len(value) for _, value in headers) <= _CACHED_VALUES_MAX:  # bounded memory
-            if len(self._known) >= _CACHE_LIMIT:
-                self._known.clear()
-            self._known[headers] = view
         return view
 
 
 def rewrite(
     scope: dict[str, Any],
-    views: ForwardedViews,
+    views: Callable[[Sequence[tuple[bytes, bytes]]], View | None],
     client_trusted: bool,
     peer_trusted: bool,
     watched: frozenset[bytes],
@@ -301,6 +355,8 @@ def rewrite(
     """
     forwarding: list[tuple[bytes, bytes]] | None = None
     others: list[bytes] | None = None
+    host_header: tuple[bytes, bytes] | None = None  # the Host header when ``watched`` has it and it came once
+    hosts = 0
     for header in scope["headers"]:
         name = header[0]
         if name in watched:
@@ -309,6 +365,9 @@ def rewrite(
                     forwarding = [header]
                 else:
                     forwarding.append(header)
+            elif name == b"host":
+                host_header = header
+                hosts += 1
             elif not (peer_trusted and name in keep):
                 if others is None:
                     others = [name]
@@ -320,7 +379,7 @@ def rewrite(
     drop = others or []
     scope = dict(scope)
     if forwarding is not None:
-        view = views(tuple(forwarding)) if client_trusted else None
+        view = views(forwarding) if client_trusted else None
         if view is None:
             drop.extend(name for name, _ in forwarding)
         else:
@@ -334,7 +393,11 @@ def rewrite(
                 if port is None:
                     port = 443 if scope.get("scheme") in ("https", "wss") else 80
                 scope["server"] = (name, port)
-                headers = [header for header in scope["headers"] if header[0] != b"host" and header[0] not in drop]
+                if drop or hosts != 1:
+                    headers = [header for header in scope["headers"] if header[0] != b"host" and header[0] not in drop]
+                else:  # the same, in C: the one Host header taken out
+                    headers = list(scope["headers"])
+                    del headers[headers.index(host_header)]
                 headers.append((b"host", host))
                 scope["headers"] = headers
                 return scope
@@ -360,18 +423,31 @@ def trusted_proxies(settings: ServerSettings) -> Any:
     trusted = TrustedProxies(settings.trusted_proxies or ())
     views = ForwardedViews(trusted)
     request_id = settings.request_id_header.lower().encode("latin-1") if settings.request_id_header else None
-    watched = _FORWARDING | frozenset({request_id} if request_id else ())
+    # Host too: the loop over the headers finds it for the rewrite without a second pass
+    watched = _FORWARDING | frozenset({request_id} if request_id else ()) | {b"host"}
     keep = frozenset({request_id} if request_id else ())
     # With the PROXY protocol, every connection passed the gate: its peer was a trusted proxy.
     behind_proxy_protocol = settings.proxy_protocol
 
+    # bound methods: cheaper to call than the instances; the verdicts' table read directly first
+    # (it is emptied, never replaced)
+    is_trusted = trusted.__call__
+    known_verdict = trusted._known.get
+    view_of = views.__call__
+
     def wrap(app: ASGIApp) -> ASGIApp:
         def real_client(scope: dict[str, Any], receive: Any, send: Any) -> Any:
             # A plain function returning the app's awaitable: no coroutine frame of ours per request.
-            if scope["type"] == "http" or scope["type"] == "websocket":
+            kind = scope["type"]
+            if kind == "http" or kind == "websocket":
                 client = scope.get("client")
-                client_trusted = bool(client and trusted(client[0]))
-                scope = rewrite(scope, views, client_trusted, behind_proxy_protocol or client_trusted, watched, keep)
+                if client:
+                    client_trusted = known_verdict(client[0])
+                    if client_trusted is None:
+                        client_trusted = is_trusted(client[0])
+                else:
+                    client_trusted = False
+                scope = rewrite(scope, view_of, client_trusted, behind_proxy_protocol or client_trusted, watched, keep)
             return app(scope, receive, send)
 
         return real_client

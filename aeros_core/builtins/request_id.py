@@ -42,9 +42,9 @@ def valid_request_id(value: bytes) -> bool:
 
 def id_generator() -> Callable[[], str]:
     """Ids of this process: 20 random hex digits then a 12-digit hex counter."""
-    prefix = os.urandom(10).hex()
-    counter = itertools.count(1)
-    return lambda: f"{prefix}{next(counter) & 0xFFFFFFFFFFFF:012x}"
+    prefix = int.from_bytes(os.urandom(10), "big") << 48
+    count = itertools.count(1).__next__
+    return lambda: "%032x" % (prefix | (count() & 0xFFFFFFFFFFFF))
 
 
 def request_ids(settings: ServerSettings) -> Any:
@@ -56,6 +56,7 @@ def request_ids(settings: ServerSettings) -> Any:
     def wrap(app: ASGIApp) -> ASGIApp:
         new_id = id_generator()
         current = _current
+        valid = _VALID.fullmatch
 
         async def with_request_id(scope: dict[str, Any], receive: Any, send: Any) -> None:
             kind = scope["type"]
@@ -65,7 +66,7 @@ def request_ids(settings: ServerSettings) -> Any:
             if take_from_request:
                 for header, given in scope["headers"]:
                     if header == name:
-                        if valid_request_id(given):
+                        if valid(given) is not None:
                             value = given.decode("ascii")
                         break
             if value is None:
@@ -73,10 +74,11 @@ def request_ids(settings: ServerSettings) -> Any:
             encoded = value.encode("ascii")
             token = current.set(value)
 
-            async def send_with_id(message: dict[str, Any]) -> None:
+            def send_with_id(message: dict[str, Any]) -> Any:
+                # A plain function returning the server's awaitable: no coroutine frame of ours per message.
                 if message["type"] == "http.response.start":
                     message["headers"] = [*message.get("headers", ()), (name, encoded)]
-                await send(message)
+                return send(message)
 
             try:
                 await app(scope, receive, send_with_id if kind == "http" else send)

@@ -39,7 +39,7 @@ def metrics_wrapper(
             started = perf_counter()
             status = 500
             done = False
-            started_request()
+            started_request()  # in flight from now on
 
             def watching_send(message: dict[str, Any]) -> Any:
                 # Counted before the last body message goes to the server: a response a client

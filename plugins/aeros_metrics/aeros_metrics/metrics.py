@@ -19,7 +19,7 @@ CACHE = ("aeros_cache_requests", "Requests to cached views, by result (hit, stal
 RESTARTS = ("aeros_worker_restarts", "Workers replaced by the supervisor, by reason.")
 COMPRESS = ("aeros_compress_bytes", "Bytes of encoded responses before (in) and after (out) compression.")
 
-_pack = VALUE.pack
+_pack_into = VALUE.pack_into  #: ``_pack_into(mapping, position, value)``: one cell's update on file
 
 
 def _go_float(value: float) -> str:
@@ -35,6 +35,8 @@ class ProcessMetrics:
         self.bounds = tuple(sorted(float(b) for b in buckets if b != float("inf")))
         self.requests: dict[tuple[str, str, int], Cell] = {}
         self.durations: dict[tuple[str, str], tuple[list[Cell], Cell]] = {}
+        #: (method, route, status) -> the request counter, the duration buckets and sum: one look-up a request
+        self.series: dict[tuple[str, str, int], tuple[Cell, list[Cell], Cell]] = {}
         self.active = store.cell("gauge_livesum", ACTIVE[0], ACTIVE[0], (), ACTIVE[1])
         self.named: dict[tuple[str, str], Cell] = {}
 
@@ -44,21 +46,16 @@ class ProcessMetrics:
         writer = active.writer
         if writer is not None and not self.store.broken:
             try:
-                writer.m[active.pos : active.pos + 8] = _pack(active.value)
+                _pack_into(writer.m, active.pos, active.value)
             except Exception as error:
                 self.store.fail(error)
 
     def finished(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count a request whose response is complete (its cells are on file when this returns)."""
-        if method not in KNOWN_METHODS:
-            method = "_OTHER"
-        counter = self.requests.get((method, route, status))
-        if counter is None:
-            counter = self._counter(method, route, status)
-        histogram = self.durations.get((method, route))
-        if histogram is None:
-            histogram = self._histogram(method, route)
-        buckets, total = histogram
+        series = self.series.get((method, route, status))
+        if series is None:
+            series = self._series(method, route, status)
+        counter, buckets, total = series
         bucket = buckets[bisect_left(self.bounds, seconds)]
         active = self.active
         active.value -= 1.0
@@ -70,15 +67,26 @@ class ProcessMetrics:
             return
         try:  # store.write four times, inlined: this runs for every request. All four cells of a
             # process share one writer per file kind; a cell made while the store was broken has none.
-            m = writer.m
-            m[active.pos : active.pos + 8] = _pack(active.value)
-            m = counter.writer.m  # type: ignore[union-attr]
-            m[counter.pos : counter.pos + 8] = _pack(counter.value)
+            _pack_into(writer.m, active.pos, active.value)
+            _pack_into(counter.writer.m, counter.pos, counter.value)  # type: ignore[union-attr]
             m = total.writer.m  # type: ignore[union-attr]
-            m[bucket.pos : bucket.pos + 8] = _pack(bucket.value)
-            m[total.pos : total.pos + 8] = _pack(total.value)
+            _pack_into(m, bucket.pos, bucket.value)
+            _pack_into(m, total.pos, total.value)
         except Exception as error:  # includes a cell without a writer: stop writing, keep serving
             self.store.fail(error)
+
+    def _series(self, method: str, route: str, status: int) -> tuple[Cell, list[Cell], Cell]:
+        """The cells of a (method, route, status) not looked up before. A method outside
+        :data:`KNOWN_METHODS` is counted as ``_OTHER`` and remembered only under that name
+        (bounded, whatever methods clients send)."""
+        if method not in KNOWN_METHODS:
+            method = "_OTHER"
+        series = self.series.get((method, route, status))
+        if series is None:
+            counter = self.requests.get((method, route, status)) or self._counter(method, route, status)
+            buckets, total = self.durations.get((method, route)) or self._histogram(method, route)
+            series = self.series[(method, route, status)] = (counter, buckets, total)
+        return series
 
     def _counter(self, method: str, route: str, status: int) -> Cell:
         labels = (("method", method), ("route", route), ("status", str(status)))

@@ -68,3 +68,20 @@ def test_a_damaged_archive_is_left_out_with_the_rest_still_served(tmp_path):
     metrics.finished("GET", "/", 200, 0.01)
     (tmp_path / "counter_archive.db").write_bytes(b"\xff\xff\xff\x7f" + b"\x00" * 12)
     assert 'http_server_requests_total{method="GET",route="/",status="200"} 1.0' in scrape(tmp_path)
+
+
+def test_the_per_request_lookup_stays_bounded_under_odd_methods(tmp_path):
+    """Series are remembered per (method, route, status) under the counted method name only:
+    a flood of odd methods is one ``_OTHER`` series, and each request is counted once."""
+    metrics = process(tmp_path, 104)
+    for number in range(500):
+        metrics.started()
+        metrics.finished(f"M{number}", "<unmatched>", 405, 0.01)
+        metrics.started()
+        metrics.finished("GET", "/items/<int:id>", 200, 0.5)
+    assert set(metrics.series) == {("_OTHER", "<unmatched>", 405), ("GET", "/items/<int:id>", 200)}
+    lines = scrape(tmp_path)
+    assert 'http_server_requests_total{method="_OTHER",route="<unmatched>",status="405"} 500.0' in lines
+    assert 'http_server_requests_total{method="GET",route="/items/<int:id>",status="200"} 500.0' in lines
+    assert 'http_server_request_duration_seconds_bucket{le="1.0",method="GET",route="/items/<int:id>"} 500.0' in lines
+    assert "http_server_active_requests 0.0" in lines

@@ -278,3 +278,104 @@ def test_otel_sdk_disabled_serves_untraced(serve, monkeypatch):
     assert httpx.get(url + "/", timeout=10).status_code == 200
     plugin = next(info.plugin for info in recording.app.plugins if info.name == "otel")
     assert plugin.provider is None and recording.exporter.get_finished_spans() == ()
+
+
+def comparable(span: ReadableSpan, url: str) -> dict[str, Any]:
+    """What a span says, less what differs between two runs (ids, times, ports, stack traces)."""
+    netloc = url.removeprefix("http://")
+
+    def same_server(value: Any) -> Any:
+        return value.replace(netloc, "SERVER") if isinstance(value, str) else value
+
+    return {
+        "name": span.name,
+        "kind": span.kind,
+        "scope": (span.instrumentation_scope.name, span.instrumentation_scope.version),
+        "attributes": {key: same_server(value) for key, value in span.attributes.items() if "port" not in key},
+        "status": (span.status.status_code, span.status.description),
+        "events": [
+            (event.name, {key: value for key, value in event.attributes.items() if key != "exception.stacktrace"})
+            for event in span.events
+        ],
+        "parent": None if span.parent is None else format(span.parent.span_id, "016x"),
+        "trace": format(span.context.trace_id, "032x"),
+    }
+
+
+@pytest.mark.parametrize("semconv", ["", "http", "http/dup"])
+def test_the_lean_server_span_equals_the_instrumentations(serve, monkeypatch, semconv):
+    """aeros starts the server span itself when none of the instrumentation's optional features
+    is configured; the spans are those of OpenTelemetryMiddleware, attribute for attribute."""
+    from aeros_otel import edge
+    from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability as stability
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", semconv)
+    # read once per process: read again here, put back afterwards
+    monkeypatch.setattr(stability, "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING", {})
+    monkeypatch.setattr(stability, "_initialized", False)
+    header, _, _ = traceparent()
+    spans = []
+    for lean in (True, False):
+        if not lean:
+            monkeypatch.setattr(edge, "lean_enough", lambda middleware: False)
+        recording = Recording(serve)
+
+        @recording.app.route("/items/<int:number>")
+        async def item(number: int) -> str:
+            return str(number)
+
+        @recording.app.route("/boom")
+        async def boom() -> str:
+            raise LookupError("no such thing")
+
+        url = recording.start(serve)
+        with httpx.Client(headers={"user-agent": "probe"}) as client:
+            assert client.get(url + "/items/3?q=1", headers={"traceparent": header}).status_code == 200
+            assert client.get(url + "/no/such/page").status_code == 404
+            assert client.post(url + "/boom").status_code == 405
+            assert client.get(url + "/boom").status_code == 500
+        spans.append([comparable(span, url) for span in recording.spans()])
+    lean_spans, middleware_spans = spans
+    for found in (lean_spans, middleware_spans):  # the traces of the requests without traceparent are new
+        for span in found[1:]:
+            span.pop("trace")
+    assert lean_spans == middleware_spans
+    assert [span["name"] for span in lean_spans] == [
+        "GET /items/<int:number>",
+        "GET <unmatched>",
+        "POST <unmatched>",
+        "GET /boom",
+    ]
+
+
+def test_configured_instrumentation_features_still_apply(serve, monkeypatch):
+    """With a feature only the instrumentation has (here: captured request headers), it runs as is."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "x-tenant")
+    recording = Recording(serve)
+
+    @recording.app.route("/")
+    async def home() -> str:
+        return "home"
+
+    url = recording.start(serve)
+    assert httpx.get(url + "/", headers={"x-tenant": "blue"}, timeout=10).status_code == 200
+    (span,) = recording.spans()
+    assert span.attributes["http.request.header.x_tenant"] == ("blue",)
+    assert span.name == "GET /" and span.attributes["http.route"] == "/"
+
+
+def test_an_instrumentation_without_the_pieces_aeros_uses_runs_as_is(monkeypatch):
+    from aeros_otel import edge
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    def middleware() -> OpenTelemetryMiddleware:
+        return OpenTelemetryMiddleware(None, tracer_provider=TracerProvider(), meter_provider=NoOpMeterProvider())
+
+    assert edge.lean_enough(middleware())
+    moved = middleware()
+    del moved._sem_conv_opt_in_mode
+    assert not edge.lean_enough(moved)
+    monkeypatch.setattr(edge, "_START_SPAN", None)
+    assert not edge.lean_enough(middleware())
