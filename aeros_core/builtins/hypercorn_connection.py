@@ -8,8 +8,11 @@ Hypercorn's ``TCPServer`` handles one connection. Per request it
   response is done (a task cancelled and awaited, then a task created with a ``wait_for``).
 
 :class:`AerosTCPServer` writes through :class:`~aeros_core.runner.coalesce.CoalescingTransport`
-(one ``send()`` per loop turn) and keeps the keep-alive deadline as a timer (``call_later``),
-with one task per connection that closes it, when idle, as soon as the server shuts down.
+(one ``send()`` per loop turn) and keeps the keep-alive deadline as a deadline checked by one
+timer (``call_at``, set again only when it fires), with one task per connection that closes it,
+when idle, as soon as the server shuts down. Each HTTP/1 connection is served by
+:func:`~aeros_core.builtins.hypercorn_h11.aeros_h11_protocol`'s ``H11Protocol`` (a cheaper
+response path) on a :class:`~aeros_core.builtins.h11_connection.StrictH11Connection`.
 What a client sees is Hypercorn's: the same bytes, the same keep-alive timeout, idle
 connections closed at shutdown.
 
@@ -31,6 +34,7 @@ from typing import Any
 from ..runner.coalesce import CoalescingTransport
 from .connections import BODY, BUSY_RESPONSE, DRAIN_LINGER, IDLE, Connection, ConnectionTable
 from .h11_connection import StrictH11Connection
+from .hypercorn_h11 import aeros_h11_protocol
 
 #: bytes read at most per ``read()`` (Hypercorn's own value)
 MAX_RECV = 2**16
@@ -39,53 +43,84 @@ MAX_RECV = 2**16
 class _IdleTimer:
     """Stands in for Hypercorn's ``AsyncioSingleTask`` idle task of one connection.
 
-    ``restart`` arms the keep-alive deadline, ``stop`` disarms it; when it passes, or the
-    server terminates while the connection is idle, the connection is closed as Hypercorn's
-    idle task closes it.
+    ``restart`` (``arm``) sets the keep-alive deadline, ``stop`` (``disarm``) clears it; when it
+    passes, or the server terminates while the connection is idle, the connection is closed as
+    Hypercorn's idle task closes it.
+
+    Arming and disarming only store a deadline: the timer (one ``call_at`` handle) stays in the
+    loop and, when it fires before the current deadline or while a request is in progress, is set
+    again for the deadline (or not at all). A keep-alive connection thus makes about one timer per
+    ``keep_alive_timeout``, not one per request.
     """
 
     def __init__(self, server: Any) -> None:
         self.server = server
+        self.loop: asyncio.AbstractEventLoop = server.loop
         self.timer: asyncio.TimerHandle | None = None
+        #: when the idle connection closes; None while a request is in progress
+        self.deadline: float | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.closing: asyncio.Task[None] | None = None
 
     async def restart(self, task_group: Any, action: Callable[[], Awaitable[None]]) -> None:
-        self.disarm()
+        self.arm()
+
+    def arm(self) -> None:
+        """``restart`` without a coroutine (the connection's own calls)."""
         server = self.server
         if self.closing is not None:
+            self.deadline = None
             return
         if server.context.terminated.is_set():  # accepted in the drain: a request may be on its way
-            self.timer = server.loop.call_later(DRAIN_LINGER, self.expire)
+            self.set_deadline(self.loop.time() + DRAIN_LINGER)
             return
-        self.timer = server.loop.call_later(server.config.keep_alive_timeout, self.expire)
+        self.set_deadline(self.loop.time() + server.config.keep_alive_timeout)
         if self.watcher is None:
-            self.watcher = server.loop.create_task(self.close_on_termination())
+            self.watcher = self.loop.create_task(self.close_on_termination())
+
+    def set_deadline(self, deadline: float) -> None:
+        self.deadline = deadline
+        timer = self.timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return  # it fires first, and sets itself again for the deadline
+            timer.cancel()
+        self.timer = self.loop.call_at(deadline, self.check)
+
+    def check(self) -> None:
+        self.timer = None
+        deadline = self.deadline
+        if deadline is None:  # a request is in progress: arm() sets the timer again
+            return
+        if self.loop.time() < deadline:
+            self.timer = self.loop.call_at(deadline, self.check)
+        else:
+            self.expire()
 
     async def stop(self) -> None:
         self.disarm()
 
     def disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = None
 
     def expire(self) -> None:
-        self.timer = None
+        self.deadline = None
         if self.closing is None:
-            self.closing = self.server.loop.create_task(self.server._initiate_server_close())
+            self.closing = self.loop.create_task(self.server._initiate_server_close())
 
     async def close_on_termination(self) -> None:
         await self.server.config.aeros_closing.wait()  # accepting stops
         self.server.close_after_each_response()
         await self.server.context.terminated.wait()
-        if self.timer is not None:  # idle: close soon (a request already written is still read)
-            self.disarm()
-            self.timer = self.server.loop.call_later(DRAIN_LINGER, self.expire)
+        if self.deadline is not None:  # idle: close soon (a request already written is still read)
+            self.set_deadline(self.loop.time() + DRAIN_LINGER)
 
     def end(self) -> None:
         """The connection is closed: nothing of ours may outlive it."""
-        self.disarm()
+        self.deadline = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None
@@ -94,10 +129,12 @@ class _IdleTimer:
 @functools.cache
 def aeros_tcp_server() -> type:
     """The ``TCPServer`` subclass (built on first use: Hypercorn is imported lazily)."""
-    import h11
     from h11 import SEND_BODY
     from hypercorn.asyncio.tcp_server import TCPServer
     from hypercorn.events import Closed, Event, RawData, Updated
+    from hypercorn.protocol.h11 import H11Protocol
+
+    h11_protocol = aeros_h11_protocol()
 
     class AerosTCPServer(TCPServer):
         """Hypercorn's connection handler: one write per loop turn, the idle deadline as a timer,
@@ -121,19 +158,26 @@ def aeros_tcp_server() -> type:
             await super().run()
 
         async def protocol_send(self, event: Event) -> None:
-            if not isinstance(event, RawData):
-                if isinstance(event, Updated) and self.connection is not None:
-                    if event.idle:
-                        self.connection.idle()
-                    else:
-                        self.connection.request_started(body=self._body_pending())
-                return await super().protocol_send(event)
-            async with self.send_lock:
-                try:
-                    self.coalescer.write(event.data)
-                    await self.writer.drain()
-                except (ConnectionError, RuntimeError):
-                    await self.protocol.handle(Closed())
+            kind = type(event)
+            if kind is RawData:
+                async with self.send_lock:
+                    try:
+                        self.coalescer.write(event.data)  # type: ignore[attr-defined]  # a RawData
+                        await self.writer.drain()
+                    except (ConnectionError, RuntimeError):
+                        await self.protocol.handle(Closed())
+            elif kind is Updated:  # Hypercorn's handling (idle_task restart/stop), without the dispatch
+                connection = self.connection
+                if event.idle:  # type: ignore[attr-defined]  # an Updated
+                    if connection is not None:
+                        connection.idle()
+                    self.idle_task.arm()
+                else:
+                    if connection is not None:
+                        connection.request_started(body=self._body_pending())
+                    self.idle_task.disarm()
+            else:
+                await super().protocol_send(event)
 
         def _body_pending(self) -> bool:
             """The request whose head just arrived has a body still to come (HTTP/1 only)."""
@@ -149,9 +193,19 @@ def aeros_tcp_server() -> type:
             if connection is None:  # over max_connections with every connection busy
                 self.coalescer.write(BUSY_RESPONSE)
                 return
-            inner = self.protocol.protocol
-            if type(getattr(inner, "connection", None)) is h11.Connection:  # HTTP/1 (not h2 by ALPN)
-                inner.connection = StrictH11Connection(self.config.h11_max_incomplete_size)
+            wrapper = self.protocol
+            if type(wrapper.protocol) is H11Protocol:  # HTTP/1 (not h2 by ALPN)
+                inner = wrapper.protocol = h11_protocol(
+                    wrapper.app,
+                    wrapper.config,
+                    wrapper.context,
+                    wrapper.task_group,
+                    wrapper.state,
+                    wrapper.ssl,
+                    wrapper.client,
+                    wrapper.server,
+                    wrapper.send,
+                )
                 if self.config.aeros_closing.is_set():  # type: ignore[attr-defined]  # accepted in the drain
                     inner.connection.close_after_each_response()
             reader = self.reader
