@@ -144,6 +144,12 @@ def aeros_tcp_server() -> type:
             super().__init__(*args, **kwargs)
             transport = self.writer.transport
             self.coalescer = CoalescingTransport(transport)
+            #: at or below this many buffered bytes the transport is not paused (asyncio resumes
+            #: writing when its buffer drains to the low-water mark)
+            try:
+                self.low_water: int = transport.get_write_buffer_limits()[0]
+            except (NotImplementedError, AttributeError):  # a transport that does not tell: always drain()
+                self.low_water = -1
             self.idle_task: _IdleTimer = _IdleTimer(self)  # type: ignore[assignment]  # same restart/stop
             table: ConnectionTable = self.config.aeros_connections  # type: ignore[attr-defined]  # set by HypercornBackend.serve
             self.connection: Connection | None = table.open(transport.abort)
@@ -160,6 +166,17 @@ def aeros_tcp_server() -> type:
         async def protocol_send(self, event: Event) -> None:
             kind = type(event)
             if kind is RawData:
+                transport = self.coalescer.transport
+                if (
+                    not self.send_lock.locked()
+                    and not transport.is_closing()
+                    and transport.get_write_buffer_size() <= self.low_water
+                ):  # nobody waits to write and writing is not paused: drain() would return at once
+                    try:
+                        self.coalescer.write(event.data)  # type: ignore[attr-defined]  # a RawData
+                    except (ConnectionError, RuntimeError):
+                        await self.protocol.handle(Closed())
+                    return
                 async with self.send_lock:
                     try:
                         self.coalescer.write(event.data)  # type: ignore[attr-defined]  # a RawData
