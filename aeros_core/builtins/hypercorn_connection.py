@@ -8,9 +8,8 @@ Hypercorn's ``TCPServer`` handles one connection. Per request it
   response is done (a task cancelled and awaited, then a task created with a ``wait_for``).
 
 :class:`AerosTCPServer` writes through :class:`~aeros_core.runner.coalesce.CoalescingTransport`
-(one ``send()`` per loop turn) and keeps the keep-alive deadline as a deadline checked by one
-timer (``call_at``, set again only when it fires), with one task per connection that closes it,
-when idle, as soon as the server shuts down. Each HTTP/1 connection is served by
+(one ``send()`` per loop turn) and keeps the keep-alive deadline as a timer (``call_later``),
+with one task per connection that closes it, when idle, as soon as the server shuts down. Each HTTP/1 connection is served by
 :func:`~aeros_core.builtins.hypercorn_h11.aeros_h11_protocol`'s ``H11Protocol`` (a cheaper
 response path) on a :class:`~aeros_core.builtins.h11_connection.StrictH11Connection`.
 What a client sees is Hypercorn's: the same bytes, the same keep-alive timeout, idle
@@ -43,22 +42,14 @@ MAX_RECV = 2**16
 class _IdleTimer:
     """Stands in for Hypercorn's ``AsyncioSingleTask`` idle task of one connection.
 
-    ``restart`` (``arm``) sets the keep-alive deadline, ``stop`` (``disarm``) clears it; when it
-    passes, or the server terminates while the connection is idle, the connection is closed as
-    Hypercorn's idle task closes it.
-
-    Arming and disarming only store a deadline: the timer (one ``call_at`` handle) stays in the
-    loop and, when it fires before the current deadline or while a request is in progress, is set
-    again for the deadline (or not at all). A keep-alive connection thus makes about one timer per
-    ``keep_alive_timeout``, not one per request.
+    ``restart`` arms the keep-alive deadline, ``stop`` disarms it; when it passes, or the
+    server terminates while the connection is idle, the connection is closed as Hypercorn's
+    idle task closes it.
     """
 
     def __init__(self, server: Any) -> None:
         self.server = server
-        self.loop: asyncio.AbstractEventLoop = server.loop
         self.timer: asyncio.TimerHandle | None = None
-        #: when the idle connection closes; None while a request is in progress
-        self.deadline: float | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.closing: asyncio.Task[None] | None = None
 
@@ -67,60 +58,41 @@ class _IdleTimer:
 
     def arm(self) -> None:
         """``restart`` without a coroutine (the connection's own calls)."""
+        self.disarm()
         server = self.server
         if self.closing is not None:
-            self.deadline = None
             return
         if server.context.terminated.is_set():  # accepted in the drain: a request may be on its way
-            self.set_deadline(self.loop.time() + DRAIN_LINGER)
+            self.timer = server.loop.call_later(DRAIN_LINGER, self.expire)
             return
-        self.set_deadline(self.loop.time() + server.config.keep_alive_timeout)
+        self.timer = server.loop.call_later(server.config.keep_alive_timeout, self.expire)
         if self.watcher is None:
-            self.watcher = self.loop.create_task(self.close_on_termination())
-
-    def set_deadline(self, deadline: float) -> None:
-        self.deadline = deadline
-        timer = self.timer
-        if timer is not None:
-            if timer.when() <= deadline:
-                return  # it fires first, and sets itself again for the deadline
-            timer.cancel()
-        self.timer = self.loop.call_at(deadline, self.check)
-
-    def check(self) -> None:
-        self.timer = None
-        deadline = self.deadline
-        if deadline is None:  # a request is in progress: arm() sets the timer again
-            return
-        if self.loop.time() < deadline:
-            self.timer = self.loop.call_at(deadline, self.check)
-        else:
-            self.expire()
+            self.watcher = server.loop.create_task(self.close_on_termination())
 
     async def stop(self) -> None:
         self.disarm()
 
     def disarm(self) -> None:
-        self.deadline = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def expire(self) -> None:
-        self.deadline = None
+        self.timer = None
         if self.closing is None:
-            self.closing = self.loop.create_task(self.server._initiate_server_close())
+            self.closing = self.server.loop.create_task(self.server._initiate_server_close())
 
     async def close_on_termination(self) -> None:
         await self.server.config.aeros_closing.wait()  # accepting stops
         self.server.close_after_each_response()
         await self.server.context.terminated.wait()
-        if self.deadline is not None:  # idle: close soon (a request already written is still read)
-            self.set_deadline(self.loop.time() + DRAIN_LINGER)
+        if self.timer is not None:  # idle: close soon (a request already written is still read)
+            self.disarm()
+            self.timer = self.server.loop.call_later(DRAIN_LINGER, self.expire)
 
     def end(self) -> None:
         """The connection is closed: nothing of ours may outlive it."""
-        self.deadline = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.disarm()
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None
