@@ -191,3 +191,44 @@ def test_idle_connections_are_closed_at_shutdown_without_waiting_for_the_deadlin
         conn.close()
     # an idle keep-alive connection must not hold shutdown for its 60 s deadline or the 30 s grace
     assert stopped_after < 20, stopped_after
+
+
+def test_a_client_that_does_not_read_pauses_a_streamed_response(backend: str) -> None:
+    """Backpressure: while the client reads nothing, the app's stream stops once the socket buffers
+    are full (the server writes without waiting only while its transport is not paused); then every
+    byte arrives, in order."""
+    app = WebServer(__name__)
+    produced: list[int] = []
+    chunks, size = 400, 65536  # 25 MB: more than loopback's socket buffers hold
+
+    @app.route("/stream")
+    async def stream() -> Any:
+        async def body() -> Any:
+            for index in range(chunks):
+                produced.append(index)
+                yield bytes([65 + index % 26]) * size
+
+        return body()
+
+    with app.run_in_thread(server=backend, access_log_to_std=False) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as conn:
+            conn.sendall(get("/stream"))
+            time.sleep(1.0)
+            assert 0 < len(produced) < chunks  # paused, not buffered in the server
+            received = bytearray()
+            while not received.endswith(b"\r\n0\r\n\r\n"):
+                data = conn.recv(1 << 20)
+                assert data, "connection closed early"
+                received += data
+    head, _, framed = bytes(received).partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    body, position = bytearray(), 0
+    while True:
+        line_end = framed.index(b"\r\n", position)
+        length = int(framed[position:line_end], 16)
+        if length == 0:
+            break
+        body += framed[line_end + 2 : line_end + 2 + length]
+        position = line_end + 2 + length + 2
+    assert len(body) == chunks * size
+    assert all(body[index * size] == 65 + index % 26 for index in range(chunks))

@@ -296,3 +296,75 @@ def test_only_a_chunked_body_is_followed() -> None:
     assert "receive_data" not in vars(connection)
     h11_events(connection, [CHUNKED_HEAD + b"5\r\nhel"])
     assert vars(connection)["receive_data"] == connection.receive_chunked
+
+
+# --- the cheaper response path of the Hypercorn backend (hypercorn_h11.response_event, the Data path) ---
+
+RESPONSE_HEADS = [
+    [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"13")],
+    [(b"Content-Length", b"0"), (b"X-Thing", b"a\tb c"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")],
+    [(b"content-length", b"5"), (b"content-length", b"5")],  # h11's path: the same value twice
+    [(b"content-length", b"5, 5")],
+    [(b"content-length", b" 5")],
+    [(b"content-length", b"12345678901234567890123")],
+    [(b"transfer-encoding", b"chunked")],
+    [(b"transfer-encoding", b"gzip")],
+    [],  # no framing header: chunked
+    [("x-str", "text")],
+    [(b"x-bad", b"a\r\nInjected: yes")],
+    [(b"bad name", b"x")],
+    [(b"x-empty", b"")],
+    [(b"x-obs-text", b"caf\xe9")],
+]
+
+
+@pytest.mark.parametrize("headers", RESPONSE_HEADS)
+def test_response_heads_are_h11s_own(headers: Any) -> None:
+    """response_event (one pass over the headers) gives the bytes h11's Response gives, and refuses
+    what h11 refuses, with the same error, also for pairs it has checked before."""
+    import h11
+
+    from aeros_core.builtins.h11_connection import StrictH11Connection
+    from aeros_core.builtins.hypercorn_h11 import response_event
+
+    def head(make: Any) -> Any:
+        connection = StrictH11Connection(16384)
+        connection.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        connection.next_event()
+        try:
+            return connection.send(make(list(headers), 200))
+        except h11.LocalProtocolError as error:
+            return type(error), str(error)
+
+    expected = head(lambda headers, status: h11.Response(headers=headers, status_code=status))
+    assert head(response_event) == expected
+    assert head(response_event) == expected  # the pairs checked before (CHECKED)
+
+
+def test_body_chunks_are_framed_and_checked_as_h11_does() -> None:
+    """StrictH11Connection.send writes a Data event with h11's body writer directly: the same bytes
+    (Content-Length and chunked), the same error and ERROR state past the Content-Length."""
+    import h11
+
+    from aeros_core.builtins.h11_connection import StrictH11Connection
+
+    def run(connection: Any, headers: list, chunks: list[bytes]) -> list:
+        connection.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        connection.next_event()
+        out: list = [connection.send(h11.Response(status_code=200, headers=headers))]
+        for chunk in chunks:
+            try:
+                out.append(connection.send(h11.Data(data=chunk)))
+            except h11.LocalProtocolError as error:
+                out.append((str(error), connection.our_state))
+                return out
+        out.append(connection.send(h11.EndOfMessage()))
+        out.append(connection.our_state)
+        return out
+
+    for headers, chunks in [
+        ([(b"content-length", b"5")], [b"hel", b"lo"]),
+        ([(b"content-length", b"5")], [b"hello", b"!"]),
+        ([], [b"hello", b"", b"world"]),
+    ]:
+        assert run(StrictH11Connection(16384), headers, chunks) == run(h11.Connection(h11.SERVER), headers, chunks)

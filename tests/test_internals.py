@@ -87,6 +87,10 @@ PUBLIC = frozenset(
         "h11.RemoteProtocolError",
         "h11.SERVER",
         "h11.SEND_BODY",
+        "h11.Data",
+        "h11.EndOfMessage",
+        "h11.ERROR",
+        "h11.LocalProtocolError",
         "werkzeug.sansio.utils.get_content_length",  # in Werkzeug's "Utilities" reference (HTTP helpers)
         "werkzeug.routing.MapAdapter",  # Werkzeug's URL routing reference: the object Map.bind returns
         "werkzeug.exceptions.RequestTimeout",  # Werkzeug's HTTP exceptions reference (408)
@@ -417,6 +421,24 @@ def test_hypercorn_serves_each_connection_with_the_aeros_tcp_server() -> None:
     with app.run_in_thread(server="hypercorn", access_log_to_std=False) as server:
         answer = httpx.get(server.url + "/servers", timeout=10).json()
     assert answer == {"servers": ["AerosTCPServer"]}
+
+
+def test_hypercorn_serves_http1_with_the_aeros_h11_protocol() -> None:
+    """AerosTCPServer gives each HTTP/1 connection AerosH11Protocol, its requests AerosHTTPStream
+    (the cheaper response path, hypercorn_h11.py)."""
+    from hypercorn.protocol.h11 import H11Protocol
+    from hypercorn.protocol.http_stream import HTTPStream
+
+    app = WebServer(__name__)
+
+    @app.route("/protocols")
+    async def protocols() -> dict:
+        # sets: the objects of earlier tests' connections may not be collected yet
+        return {"protocols": sorted(set(instances_of(H11Protocol))), "streams": sorted(set(instances_of(HTTPStream)))}
+
+    with app.run_in_thread(server="hypercorn", access_log_to_std=False) as server:
+        answer = httpx.get(server.url + "/protocols", timeout=10).json()
+    assert answer == {"protocols": ["AerosH11Protocol"], "streams": ["AerosHTTPStream"]}
 
 
 class RecordSends:

@@ -28,7 +28,7 @@ import re
 from typing import Any, cast
 
 import h11
-from h11 import Request
+from h11 import SEND_BODY, SERVER, Data, Request
 from h11._readers import ChunkedReader
 
 CLOSE = (b"connection", b"close")
@@ -165,11 +165,26 @@ class StrictH11Connection(h11.Connection):
             if not self.framing.feed(self.trailing_data[0]):  # raises before the app sees the request
                 self.receive_data = self.receive_chunked  # type: ignore[method-assign]
 
+    def send(self, event: Any) -> Any:
+        """h11's ``send``; a body chunk of the response being sent goes straight to h11's body writer
+        (h11's state machine leaves every state as it is for a server's ``Data`` in ``SEND_BODY``:
+        its bookkeeping, ~1/5 of h11's work per request, is skipped, the bytes and checks are h11's)."""
+        if type(event) is Data and self._cstate.states[SERVER] is SEND_BODY:
+            parts: list[bytes] = []
+            writer: Any = self._writer
+            try:
+                writer(event, parts.append)  # raises when the body exceeds Content-Length
+            except BaseException:
+                self._process_error(SERVER)
+                raise
+            return b"".join(parts)
+        return super().send(event)
+
     def close_after_each_response(self) -> None:
         """The server stopped accepting: from now on, responses carry ``Connection: close`` (h11
         then closes the connection after each). An instance attribute: until then, ``send`` is
         h11's own and costs nothing more."""
-        self.send = self.send_closing  # type: ignore[method-assign, assignment]
+        self.send = self.send_closing  # type: ignore[method-assign]
 
     def send_closing(self, event: Any) -> bytes | None:
         if type(event) is h11.Response:

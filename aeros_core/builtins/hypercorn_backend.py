@@ -15,6 +15,7 @@ from ..runner.logs import SERVER_LOGGER
 from ..runner.settings import ServerSettings
 from .connections import ConnectionTable, accept_queued_then
 from .hypercorn_connection import aeros_worker_serve
+from .hypercorn_h11 import cached_response_headers
 
 
 class HypercornBackend:
@@ -45,6 +46,7 @@ class HypercornBackend:
             if not hasattr(config, name):
                 raise TypeError(f"unknown Hypercorn setting {name!r} passed to run()")
             setattr(config, name, value)
+        cached_response_headers(config)
         return config
 
     async def serve(

@@ -9,7 +9,9 @@ Hypercorn's ``TCPServer`` handles one connection. Per request it
 
 :class:`AerosTCPServer` writes through :class:`~aeros_core.runner.coalesce.CoalescingTransport`
 (one ``send()`` per loop turn) and keeps the keep-alive deadline as a timer (``call_later``),
-with one task per connection that closes it, when idle, as soon as the server shuts down.
+with one task per connection that closes it, when idle, as soon as the server shuts down. Each HTTP/1 connection is served by
+:func:`~aeros_core.builtins.hypercorn_h11.aeros_h11_protocol`'s ``H11Protocol`` (a cheaper
+response path) on a :class:`~aeros_core.builtins.h11_connection.StrictH11Connection`.
 What a client sees is Hypercorn's: the same bytes, the same keep-alive timeout, idle
 connections closed at shutdown.
 
@@ -31,6 +33,7 @@ from typing import Any
 from ..runner.coalesce import CoalescingTransport
 from .connections import BODY, BUSY_RESPONSE, DRAIN_LINGER, IDLE, Connection, ConnectionTable
 from .h11_connection import StrictH11Connection
+from .hypercorn_h11 import aeros_h11_protocol
 
 #: bytes read at most per ``read()`` (Hypercorn's own value)
 MAX_RECV = 2**16
@@ -51,6 +54,10 @@ class _IdleTimer:
         self.closing: asyncio.Task[None] | None = None
 
     async def restart(self, task_group: Any, action: Callable[[], Awaitable[None]]) -> None:
+        self.arm()
+
+    def arm(self) -> None:
+        """``restart`` without a coroutine (the connection's own calls)."""
         self.disarm()
         server = self.server
         if self.closing is not None:
@@ -94,10 +101,12 @@ class _IdleTimer:
 @functools.cache
 def aeros_tcp_server() -> type:
     """The ``TCPServer`` subclass (built on first use: Hypercorn is imported lazily)."""
-    import h11
     from h11 import SEND_BODY
     from hypercorn.asyncio.tcp_server import TCPServer
     from hypercorn.events import Closed, Event, RawData, Updated
+    from hypercorn.protocol.h11 import H11Protocol
+
+    h11_protocol = aeros_h11_protocol()
 
     class AerosTCPServer(TCPServer):
         """Hypercorn's connection handler: one write per loop turn, the idle deadline as a timer,
@@ -107,6 +116,12 @@ def aeros_tcp_server() -> type:
             super().__init__(*args, **kwargs)
             transport = self.writer.transport
             self.coalescer = CoalescingTransport(transport)
+            #: at or below this many buffered bytes the transport is not paused (asyncio resumes
+            #: writing when its buffer drains to the low-water mark)
+            try:
+                self.low_water: int = transport.get_write_buffer_limits()[0]
+            except (NotImplementedError, AttributeError):  # a transport that does not tell: always drain()
+                self.low_water = -1
             self.idle_task: _IdleTimer = _IdleTimer(self)  # type: ignore[assignment]  # same restart/stop
             table: ConnectionTable = self.config.aeros_connections  # type: ignore[attr-defined]  # set by HypercornBackend.serve
             self.connection: Connection | None = table.open(transport.abort)
@@ -121,19 +136,37 @@ def aeros_tcp_server() -> type:
             await super().run()
 
         async def protocol_send(self, event: Event) -> None:
-            if not isinstance(event, RawData):
-                if isinstance(event, Updated) and self.connection is not None:
-                    if event.idle:
-                        self.connection.idle()
-                    else:
-                        self.connection.request_started(body=self._body_pending())
-                return await super().protocol_send(event)
-            async with self.send_lock:
-                try:
-                    self.coalescer.write(event.data)
-                    await self.writer.drain()
-                except (ConnectionError, RuntimeError):
-                    await self.protocol.handle(Closed())
+            kind = type(event)
+            if kind is RawData:
+                transport = self.coalescer.transport
+                if (
+                    not self.send_lock.locked()
+                    and not transport.is_closing()
+                    and transport.get_write_buffer_size() <= self.low_water
+                ):  # nobody waits to write and writing is not paused: drain() would return at once
+                    try:
+                        self.coalescer.write(event.data)  # type: ignore[attr-defined]  # a RawData
+                    except (ConnectionError, RuntimeError):
+                        await self.protocol.handle(Closed())
+                    return
+                async with self.send_lock:
+                    try:
+                        self.coalescer.write(event.data)  # type: ignore[attr-defined]  # a RawData
+                        await self.writer.drain()
+                    except (ConnectionError, RuntimeError):
+                        await self.protocol.handle(Closed())
+            elif kind is Updated:  # Hypercorn's handling (idle_task restart/stop), without the dispatch
+                connection = self.connection
+                if event.idle:  # type: ignore[attr-defined]  # an Updated
+                    if connection is not None:
+                        connection.idle()
+                    self.idle_task.arm()
+                else:
+                    if connection is not None:
+                        connection.request_started(body=self._body_pending())
+                    self.idle_task.disarm()
+            else:
+                await super().protocol_send(event)
 
         def _body_pending(self) -> bool:
             """The request whose head just arrived has a body still to come (HTTP/1 only)."""
@@ -149,9 +182,19 @@ def aeros_tcp_server() -> type:
             if connection is None:  # over max_connections with every connection busy
                 self.coalescer.write(BUSY_RESPONSE)
                 return
-            inner = self.protocol.protocol
-            if type(getattr(inner, "connection", None)) is h11.Connection:  # HTTP/1 (not h2 by ALPN)
-                inner.connection = StrictH11Connection(self.config.h11_max_incomplete_size)
+            wrapper = self.protocol
+            if type(wrapper.protocol) is H11Protocol:  # HTTP/1 (not h2 by ALPN)
+                inner = wrapper.protocol = h11_protocol(
+                    wrapper.app,
+                    wrapper.config,
+                    wrapper.context,
+                    wrapper.task_group,
+                    wrapper.state,
+                    wrapper.ssl,
+                    wrapper.client,
+                    wrapper.server,
+                    wrapper.send,
+                )
                 if self.config.aeros_closing.is_set():  # type: ignore[attr-defined]  # accepted in the drain
                     inner.connection.close_after_each_response()
             reader = self.reader
