@@ -110,6 +110,9 @@ def test_a_sigstopped_worker_is_replaced(script_server, server):
     url = app.wait_ready()
     assert wait_for(lambda: len(workers_of(app.process.pid)) == 2, 10)
     before = workers_of(app.process.pid)
+    # both answer, so both event loops ticked: a worker stopped before its first tick is still starting
+    # (never "stuck"), which a loaded machine made of the second worker when it was stopped at once
+    assert wait_for(lambda: pid_answers(url, 20, want=2) == before, 30), app.output
     victim = min(before)
     os.kill(victim, signal.SIGSTOP)
     try:
