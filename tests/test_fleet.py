@@ -40,7 +40,7 @@ from test_deployment import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.slow, needs_haproxy]
+pytestmark = [pytest.mark.slow, pytest.mark.serial, needs_haproxy]  # serial: its 3 s per request under load
 
 MAX_REQUESTS = 500
 DRAIN_DELAY = 2

@@ -271,6 +271,7 @@ def test_a_valid_chunked_body_in_reads_of_any_size_is_read_and_the_next_request_
         b" 5\r\nhello\r\n0\r\n\r\n",
     ],
 )
+@pytest.mark.timeout(600)  # the 5,002-byte body: 5,003 splits, then byte by byte (~100 s under coverage)
 def test_a_malformed_chunked_body_is_refused_whatever_the_reads_it_arrives_in(body: bytes) -> None:
     """After the head (once the app has the request, read by read) as well as with it."""
     from aeros_core.builtins.h11_connection import StrictH11Connection

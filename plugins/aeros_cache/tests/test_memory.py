@@ -66,6 +66,7 @@ def hammer(port: int, start: int, stop: int, connections: int = 4) -> None:
     assert not errors, errors[0]
 
 
+@pytest.mark.serial  # 12,000 requests of 15 KB: alone on the machine (its RSS, its time)
 @pytest.mark.timeout(900)
 def test_twelve_thousand_distinct_long_paths_add_at_most_64_mb() -> None:
     process = subprocess.Popen(
