@@ -774,46 +774,24 @@ def targets(table: dict[str, dict]) -> list[str]:
     checks.append(
         (f"/big-cached: best aeros ({mine}) vs best peer's uncached /big ({peer})", my_cached, peer_big, 10.0)
     )
+    # (aeros stack, reference stack, how the reference is named, wanted ratio or None, whose target)
+    routed = [
+        ("aeros-hypercorn", "quart-hypercorn", "Quart + Hypercorn", 1.0, ""),
+        ("aeros-uvicorn", "quart-uvicorn", "Quart + uvicorn", 2.0, " (issue 17)"),
+        ("aeros-uvicorn", "litestar-uvicorn", "Litestar + uvicorn", 1.0, " (issue 17's moonshot)"),
+        ("aeros-hypercorn", "raw-hypercorn", "raw-hypercorn", 0.9, " (issue 17)"),
+        # the ceiling each backend leaves: no target, for the record
+        ("aeros-uvicorn", "raw-uvicorn", "raw-uvicorn", None, ""),
+        ("aeros-granian", "raw-granian", "raw-granian", None, ""),
+    ]
     for scenario in ("hello", "json"):
-        checks.append(
-            (
-                f"/{scenario}: aeros-hypercorn vs Quart + Hypercorn",
-                median_of(table, "aeros-hypercorn", scenario),
-                median_of(table, "quart-hypercorn", scenario),
-                1.0,
-            )
-        )
-        checks.append(
-            (
-                f"/{scenario}: aeros-uvicorn vs Quart + uvicorn (issue 17)",
-                median_of(table, "aeros-uvicorn", scenario),
-                median_of(table, "quart-uvicorn", scenario),
-                2.0,
-            )
-        )
-        checks.append(
-            (
-                f"/{scenario}: aeros-uvicorn vs Litestar + uvicorn (issue 17's moonshot)",
-                median_of(table, "aeros-uvicorn", scenario),
-                median_of(table, "litestar-uvicorn", scenario),
-                1.0,
-            )
-        )
-        checks.append(
-            (
-                f"/{scenario}: aeros-hypercorn vs raw-hypercorn (issue 17)",
-                median_of(table, "aeros-hypercorn", scenario),
-                median_of(table, "raw-hypercorn", scenario),
-                0.9,
-            )
-        )
-        for server in ("uvicorn", "granian"):  # the ceiling each backend leaves: no target, for the record
+        for mine, reference, named, wanted, whose in routed:
             checks.append(
                 (
-                    f"/{scenario}: aeros-{server} vs raw-{server}",
-                    median_of(table, f"aeros-{server}", scenario),
-                    median_of(table, f"raw-{server}", scenario),
-                    None,
+                    f"/{scenario}: {mine} vs {named}{whose}",
+                    median_of(table, mine, scenario),
+                    median_of(table, reference, scenario),
+                    wanted,
                 )
             )
     for w2, w1 in WORKERS_1_OF.items():

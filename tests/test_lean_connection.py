@@ -13,11 +13,13 @@ from quart.asgi import ASGIHTTPConnection
 
 from aeros import WebServer
 from aeros_core.asgi import LEAN_AVAILABLE, LeanHTTPConnection
+from aeros_core.testing import installed_backends
 
 
 def make_app(connection_class: type) -> tuple[WebServer, dict]:
-    app = WebServer(__name__)
-    app.asgi_http_class = connection_class
+    # WebServer reads the connection class from its class (an instance attribute is not used)
+    server_class = type("Server", (WebServer,), {"asgi_http_class": connection_class})
+    app = server_class(__name__)
     seen: dict = {"finished": False, "started": threading.Event()}
 
     @app.route("/upload", methods=["POST"])
@@ -71,10 +73,11 @@ def test_aeros_uses_the_lean_connection_where_it_can():
     assert WebServer.asgi_http_class is (LeanHTTPConnection if LEAN_AVAILABLE else ASGIHTTPConnection)
 
 
+@pytest.mark.parametrize("backend", installed_backends())
 @pytest.mark.parametrize("connection_class", CLASSES)
-def test_streamed_upload_and_streamed_response(serve, connection_class):
+def test_streamed_upload_and_streamed_response(serve, connection_class, backend):
     app, _ = make_app(connection_class)
-    server = serve(app)
+    server = serve(app, server=backend)
 
     def body():
         for _ in range(50):
@@ -84,10 +87,11 @@ def test_streamed_upload_and_streamed_response(serve, connection_class):
     assert httpx.get(server.url + "/stream").text == "chunk 0\nchunk 1\nchunk 2\n"
 
 
+@pytest.mark.parametrize("backend", installed_backends())
 @pytest.mark.parametrize("connection_class", CLASSES)
-def test_a_client_that_goes_away_cancels_the_view(serve, connection_class):
+def test_a_client_that_goes_away_cancels_the_view(serve, connection_class, backend):
     app, seen = make_app(connection_class)
-    server = serve(app)
+    server = serve(app, server=backend)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
         conn.sendall(b"GET /hang HTTP/1.1\r\nHost: test\r\n\r\n")
         assert seen["started"].wait(10), "the view never started"

@@ -51,6 +51,24 @@ async def fetch(app: Any, path: str = "/hello", **kwargs: Any) -> tuple[int, dic
     return response.status_code, headers, await response.get_data()
 
 
+def empty_body_then(gone_after: float | None = None) -> Callable[[], Any]:
+    """A server's ``receive``: an empty body at once, then the client stays (or goes after
+    ``gone_after`` seconds)."""
+    requested = False
+
+    async def receive() -> dict:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if gone_after is None:
+            await asyncio.get_running_loop().create_future()
+        await asyncio.sleep(gone_after or 0)
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
 async def on_both(scenario: Callable[[Any, list], Any]) -> list:
     """Run ``scenario(app, log)`` on Quart and on WebServer; the two logs, which must be equal."""
     logs = []
@@ -429,32 +447,8 @@ async def test_a_send_that_outlasts_the_response_timeout_is_given_up_as_quart_do
                 blocked.set()  # noqa: B023
                 await asyncio.get_running_loop().create_future()  # never completes
 
-        requested = False
-
-        async def receive() -> dict:
-            nonlocal requested
-            if not requested:
-                requested = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.get_running_loop().create_future()
-            return {"type": "http.disconnect"}
-
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/hello",
-            "raw_path": b"/hello",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"localhost")],
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 80),
-            "extensions": {},
-        }
-        await asyncio.wait_for(app.asgi_app(scope, receive, send), timeout=30)
+        scope = scope_with([(b"host", b"localhost")], method="GET")
+        await asyncio.wait_for(app.asgi_app(scope, empty_body_then(), send), timeout=30)
         assert blocked.is_set()
         assert sent == ["http.response.start", "http.response.body"]
         assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
@@ -476,20 +470,9 @@ async def record_sending(
             await asyncio.sleep(delay)
         record.append((message["type"], message.get("body")))
 
-    requested = False
-
-    async def receive() -> dict:
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        if gone_after is None:
-            await asyncio.get_running_loop().create_future()
-        await asyncio.sleep(gone_after)
-        return {"type": "http.disconnect"}
-
     try:
-        await asyncio.wait_for(app.asgi_app(scope_with([(b"host", b"localhost")], method="GET"), receive, send), 30)
+        scope = scope_with([(b"host", b"localhost")], method="GET")
+        await asyncio.wait_for(app.asgi_app(scope, empty_body_then(gone_after), send), 30)
     except BaseException as error:  # noqa: BLE001 (the record says what ended the request)
         record.append(type(error).__name__)
     record.append(asyncio.current_task().cancelling())  # type: ignore[union-attr]
@@ -976,3 +959,24 @@ async def test_webserver_matches_through_its_map() -> None:
     for number in range(STATIC_MATCHES_LIMIT + 10):
         await app.test_client().get(f"/n{number}")
     assert len(app.url_map.static_matches) == STATIC_MATCHES_LIMIT
+
+
+async def test_what_clients_vary_is_remembered_within_bounds() -> None:
+    """Header names, Host headers and paths come from clients: what is learnt from them stays
+    bounded, and requests beyond the bound are still answered as Quart answers them."""
+    from aeros_core import asgi
+    from aeros_core.request_path import BOUND_HOSTS_LIMIT
+
+    app = new_app(WebServer)
+    for number in range(asgi.TITLED_LIMIT + 20):
+        scope = scope_with([(f"x-name-{number}".encode(), b"value")])
+        made = LeanHTTPConnection(app, scope)._create_request_from_scope(lambda message: None)
+        assert list(made.headers.items())[-1] == (f"X-Name-{number}", "value")
+    assert len(asgi._TITLED) <= asgi.TITLED_LIMIT
+    for number in range(BOUND_HOSTS_LIMIT + 20):
+        host = f"host-{number}.example"
+        response = await app.test_client().get("/hello", headers={"Host": host})
+        assert response.status_code == 200
+    assert app._bound_hosts is not None and len(app._bound_hosts) == BOUND_HOSTS_LIMIT
+    async with app.test_request_context("/hello", headers={"Host": "late.example"}):
+        assert quart.url_for("hello", _external=True) == "http://late.example/hello"
