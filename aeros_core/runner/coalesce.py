@@ -32,6 +32,9 @@ class CoalescingTransport:
         #: set when a deferred write found the connection gone (the next write raises it)
         self.failure: BaseException | None = None
         self.loop = asyncio.get_running_loop()
+        # asked on every request (uvicorn's protocol, twice): the transport's own method, not a
+        # trip through __getattr__
+        self.is_closing = transport.is_closing
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         failure = self.failure

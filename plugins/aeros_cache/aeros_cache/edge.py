@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from aeros_core.pipeline import ASGIApp, Stage
 
 from .backends import SimpleCache
-from .key import base_key, request_facts, variant_key
+from .entry import Entry
+from .key import prefix_key, request_facts, request_key, variant_key
 from .options import SCOPE_KEY, ViewOptions
 from .rules import bypasses, hit, may_serve, response_entry
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from .plugin import CachePlugin
 
 log = logging.getLogger("aeros.cache")
+
+#: the ``http.response.start`` and ``http.response.body`` messages of a hit
+Answer = tuple[dict[str, Any], dict[str, Any]]
 
 
 class Edge:
@@ -54,22 +58,26 @@ class Edge:
 
     def remember(self, method: str, path: str, options: ViewOptions, request: Any) -> None:
         index = self.plugin.index
-        if index.data.get((method, path)) is options:
+        route = index.data.get((method, path))
+        if route is not None and route.options is options:
             return
         if self.request_functions(request.blueprints):
             return  # they may authenticate: hits must go through Quart
-        index.add(method, path, options)
+        index.add(method, path, EdgeRoute(options, prefix_key(options.view_id, options.prefix_for(path))))
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
         plugin = self.plugin
-        lookup = plugin.index.data.get
+        route_of = plugin.index.data.get
         stats = plugin.stats
+        # memory of this process is read without an await (no coroutine per hit); other stores are awaited
+        answer_now = self.answer_now if isinstance(plugin.backend, SimpleCache) else None
+        answer_later = self.answer_later
 
         async def cache_edge(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] == "http":
-                options = lookup((scope["method"], scope["path"]))
-                if options is not None:
-                    answer = await self.lookup(options, scope)
+                route = route_of((scope["method"], scope["path"]))
+                if route is not None:
+                    answer = answer_now(route, scope) if answer_now is not None else await answer_later(route, scope)
                     if answer is not None:
                         stats["edge_hits"] += 1
                         observe = plugin.observe
@@ -82,31 +90,75 @@ class Edge:
 
         return cache_edge
 
-    async def lookup(self, options: ViewOptions, scope: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """The two ASGI messages of a fresh hit, or ``None`` (the lookup is left in the scope)."""
+    def answer_now(self, route: EdgeRoute, scope: dict[str, Any]) -> Answer | None:
+        """The two ASGI messages of a fresh hit in a :class:`SimpleCache`, or ``None`` (the lookup
+        is left in the scope)."""
         try:
-            headers = scope["headers"]
-            host, credentials, if_none_match = request_facts(headers)
-            if bypasses(options, credentials):
+            request = self.request(route, scope)
+            if request is None:
                 return None
-            key = base_key(options.view_id, options.prefix_for(scope["path"]), scope, options.query_string, host)
+            key, credentials, if_none_match = request
             backend = self.plugin.backend
-            if isinstance(backend, SimpleCache):
-                entry = backend.get_now(key)
-                if entry is not None and entry.kind == "vary":
-                    entry = backend.get_now(variant_key(key, entry.vary, headers))
-                entry = response_entry(entry)
-            else:
-                entry = await self.plugin.lookup(key, headers)
-            now = time.time()
-            if entry is None or not entry.is_fresh(now) or not may_serve(entry, credentials):
-                scope[SCOPE_KEY] = (key, entry)
-                return None
-            status, raw_headers, body = hit(entry, now, if_none_match, head=scope["method"] == "HEAD")
-            return (
-                {"type": "http.response.start", "status": status, "headers": raw_headers},
-                {"type": "http.response.body", "body": body},
-            )
+            entry = backend.get_now(key)
+            if entry is not None and entry.kind == "vary":
+                entry = backend.get_now(variant_key(key, entry.vary, scope["headers"]))
+            return self.answer(scope, key, response_entry(entry), credentials, if_none_match)
         except Exception:
             log.exception("cache lookup at the ASGI edge failed; handing the request to Quart")
             return None
+
+    async def answer_later(self, route: EdgeRoute, scope: dict[str, Any]) -> Answer | None:
+        """:meth:`answer_now` for a store that is awaited (files, Redis)."""
+        try:
+            request = self.request(route, scope)
+            if request is None:
+                return None
+            key, credentials, if_none_match = request
+            entry = await self.plugin.lookup(key, scope["headers"])
+            return self.answer(scope, key, entry, credentials, if_none_match)
+        except Exception:
+            log.exception("cache lookup at the ASGI edge failed; handing the request to Quart")
+            return None
+
+    @staticmethod
+    def request(route: EdgeRoute, scope: dict[str, Any]) -> tuple[str, bool, bytes | None] | None:
+        """``(key, credentials, if_none_match)`` of a request the cache may answer, else ``None``."""
+        options = route.options
+        host, credentials, if_none_match = request_facts(scope["headers"])
+        if bypasses(options, credentials):
+            return None
+        scheme = scope.get("scheme", "http")
+        query = scope.get("query_string", b"")
+        last = route.last  # the key is a function of these three: the last one is kept
+        if last is not None and last[0] == host and last[1] == query and last[2] == scheme:
+            return last[3], credentials, if_none_match
+        key = route.prefix + request_key(scope, options.query_string, host)
+        route.last = (host, query, scheme, key)
+        return key, credentials, if_none_match
+
+    @staticmethod
+    def answer(
+        scope: dict[str, Any], key: str, entry: Entry | None, credentials: bool, if_none_match: bytes | None
+    ) -> Answer | None:
+        """The messages of a hit on ``entry``; ``None`` when it may not answer (left in the scope for Quart)."""
+        now = time.time()
+        if entry is None or not entry.is_fresh(now) or not may_serve(entry, credentials):
+            scope[SCOPE_KEY] = (key, entry)
+            return None
+        status, raw_headers, body = hit(entry, now, if_none_match, head=scope["method"] == "HEAD")
+        return (
+            {"type": "http.response.start", "status": status, "headers": raw_headers},
+            {"type": "http.response.body", "body": body},
+        )
+
+
+class EdgeRoute:
+    """What the edge index holds for a ``(method, path)``: the view's options and the start of its keys."""
+
+    __slots__ = ("options", "prefix", "last")
+
+    def __init__(self, options: ViewOptions, prefix: str) -> None:
+        self.options = options
+        self.prefix = prefix  #: :func:`~aeros_cache.key.prefix_key` of the view and this path
+        #: ``(host, query, scheme, key)`` of the last request looked up (most repeat it)
+        self.last: tuple[bytes | None, bytes, str, str] | None = None

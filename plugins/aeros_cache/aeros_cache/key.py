@@ -23,6 +23,8 @@ from typing import Any
 QUERY_INLINE = 512
 #: request headers that make a request "carry credentials" (RFC 9111 section 3.5)
 CREDENTIAL_HEADERS = (b"authorization", b"cookie")
+#: every request header :func:`request_facts` reads (one set lookup skips the others)
+_FACT_HEADERS = frozenset((b"host", b":authority", b"if-none-match", *CREDENTIAL_HEADERS))
 
 
 def escape(text: str) -> str:
@@ -48,10 +50,15 @@ def prefix_key(view_id: str, prefix: str) -> str:
     return f"{view_id}|{escape(prefix)}|"
 
 
+def request_key(scope: Mapping[str, Any], query_string: bool, host: bytes | None) -> str:
+    """What a request adds to :func:`prefix_key`: ``scheme|host|query`` (no query when ``query_string=False``)."""
+    query = query_part(scope.get("query_string", b"")) if query_string else ""
+    return f"{escape(scope.get('scheme', 'http'))}|{host_part(host)}|{query}"
+
+
 def base_key(view_id: str, prefix: str, scope: Mapping[str, Any], query_string: bool, host: bytes | None) -> str:
     """The key of a request (before ``Vary``); the query is left out when ``query_string=False``."""
-    query = query_part(scope.get("query_string", b"")) if query_string else ""
-    return f"{view_id}|{escape(prefix)}|{escape(scope.get('scheme', 'http'))}|{host_part(host)}|{query}"
+    return prefix_key(view_id, prefix) + request_key(scope, query_string, host)
 
 
 def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -82,6 +89,8 @@ def request_facts(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes | None,
     host = if_none_match = None
     credentials = False
     for name, value in headers:
+        if name not in _FACT_HEADERS:
+            continue
         if name == b"host" or name == b":authority":
             if host is None:
                 host = value

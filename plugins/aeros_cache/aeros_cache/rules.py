@@ -16,6 +16,11 @@ from .options import RequestState, ViewOptions
 
 RawHeaders = list[tuple[bytes, bytes]]
 _NOT_STORED = frozenset({"private", "no-store", "no-cache"})
+_HIT = (b"x-cache", b"HIT")
+_STALE = (b"x-cache", b"STALE")
+#: ``Age`` values of the first hour, encoded once
+_AGE_TABLE = 3600
+_AGES = [str(age).encode() for age in range(_AGE_TABLE)]
 
 
 def bypasses(options: ViewOptions, credentials: bool) -> bool:
@@ -38,7 +43,8 @@ def hit(
     entry: Entry, now: float, if_none_match: bytes | None, head: bool, stale: bool = False
 ) -> tuple[int, RawHeaders, bytes]:
     """Status, headers and body of an answer from the cache: 304 for a matching ``If-None-Match``."""
-    extra = [(b"age", str(max(0, int(now - entry.created))).encode()), (b"x-cache", b"STALE" if stale else b"HIT")]
+    age = int(now - entry.created)
+    extra = [(b"age", _AGES[age] if 0 <= age < _AGE_TABLE else str(max(0, age)).encode()), _STALE if stale else _HIT]
     if if_none_match is not None and entry.etag and etag_matches(if_none_match, entry.etag):
         return 304, entry.not_modified_headers() + extra, b""
     return entry.status, entry.raw_headers() + extra, b"" if head else entry.body

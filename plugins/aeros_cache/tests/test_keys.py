@@ -147,3 +147,33 @@ def test_vary_values_cannot_run_into_each_other(headers: list[tuple[bytes, bytes
 
     if b", ".join(joined(headers)) != b", ".join(joined(changed)):
         assert variant_key("k", ["accept", "x"], headers) != variant_key("k", ["accept", "x"], changed)
+
+
+# --- the edge keeps the key of the last request of each path: never the wrong one ------------
+
+_SCHEMES = st.sampled_from(["http", "https", "h|t"])
+_HOSTS = st.sampled_from([None, b"a", b"a:1", b"A", b"b|%"])
+_QUERIES = st.sampled_from([b"", b"a=1", b"a=2", b"%7C"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_SCHEMES, _HOSTS, _QUERIES), min_size=1, max_size=12), st.booleans())
+def test_the_edge_key_of_each_request_is_its_own(
+    requests: list[tuple[str, bytes | None, bytes]], query_string: bool
+) -> None:
+    from aeros_cache.edge import Edge, EdgeRoute
+    from aeros_cache.key import prefix_key
+    from aeros_cache.options import ViewOptions
+
+    options = ViewOptions(
+        view_id="app.view", timeout=60, key_prefix="view/%s", unless=None, forced_update=None,
+        response_filter=None, query_string=query_string, cache_none=False, ignore_credentials=False,
+        stale_while_revalidate=None,
+    )  # fmt: skip
+    route = EdgeRoute(options, prefix_key(options.view_id, options.prefix_for("/s")))
+    for scheme, host, query in requests:  # one route, request after request, as the edge sees them
+        headers = [] if host is None else [(b"host", host)]
+        scope = {"scheme": scheme, "query_string": query, "headers": headers}
+        found = Edge.request(route, scope)
+        assert found is not None
+        assert found[0] == base_key("app.view", "view//s", scope, query_string, host)

@@ -43,6 +43,18 @@ _START, _PASS, _BUFFER, _STREAM = range(4)
 _NO_BODY_STATUS = frozenset((204, 206, 304))
 _DROPPED_WHEN_ENCODED = frozenset((b"content-length", b"content-encoding", b"accept-ranges"))
 _VARY = (b"vary", b"Accept-Encoding")
+#: the request headers the middleware reads
+_REQUEST_HEADERS = frozenset((b"accept-encoding", b"range", b"if-none-match"))
+#: the response headers the decision reads, by lowercase name
+_CONTENT_TYPE, _CONTENT_LENGTH, _ETAG, _CONTENT_ENCODING, _CACHE_CONTROL, _VARY_HEADER = range(6)
+_RESPONSE_HEADERS = {
+    b"content-type": _CONTENT_TYPE,
+    b"content-length": _CONTENT_LENGTH,
+    b"etag": _ETAG,
+    b"content-encoding": _CONTENT_ENCODING,
+    b"cache-control": _CACHE_CONTROL,
+    b"vary": _VARY_HEADER,
+}
 
 
 class CompressMiddleware:
@@ -88,6 +100,8 @@ class CompressMiddleware:
         ranged = False
         if_none_match = None
         for name, value in scope["headers"]:
+            if name not in _REQUEST_HEADERS:
+                continue
             if name == b"accept-encoding":
                 accept = value if accept is None else accept + b"," + value
             elif name == b"range":
@@ -143,35 +157,37 @@ class CompressMiddleware:
             if status == 304 and if_none_match is not None:
                 message = echo_weak_etag(message, headers, if_none_match)
             return message, None
-        content_type = length = etag = None
+        content_type = etag = size = None
         vary_done = False
+        kinds = _RESPONSE_HEADERS
         for name, value in headers:
-            name = name.lower()
-            if name == b"content-type":
+            kind = kinds.get(name)
+            if kind is None:  # not one of these, unless written with capitals
+                if name.islower() or (kind := kinds.get(name.lower())) is None:
+                    continue
+            if kind == _CONTENT_TYPE:
                 content_type = value
-            elif name == b"content-length":
-                length = value
-            elif name == b"etag":
+            elif kind == _CONTENT_LENGTH:
+                try:
+                    size = int(value)
+                except ValueError:
+                    size = None
+                else:
+                    if size <= 0 or size < self.min_size:
+                        return message, None  # empty, or under every algorithm's min_size
+            elif kind == _ETAG:
                 etag = value
-            elif name == b"content-encoding":
+            elif kind == _CONTENT_ENCODING:
                 if value.strip().lower() != b"identity":
                     return message, None
-            elif name == b"cache-control":
+            elif kind == _CACHE_CONTROL:
                 if b"no-transform" in value.lower():
                     return message, None
-            elif name == b"vary":
+            else:  # Vary
                 tokens = [t.strip() for t in value.lower().split(b",")]
                 vary_done = vary_done or b"accept-encoding" in tokens or b"*" in tokens
         if content_type is None:
             return message, None
-        size: int | None = None
-        if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                size = None
-            if size is not None and (size <= 0 or size < self.min_size):
-                return message, None  # empty, or under every algorithm's min_size
         accepting = self.accepting(content_type)
         if not accepting:
             return message, None
@@ -264,7 +280,7 @@ class _Exchange:
         self.ranking = ranking
         self.if_none_match = if_none_match
         extensions = scope.get("extensions")
-        if extensions and any(e in extensions for e in _FILE_EXTENSIONS):
+        if extensions and not extensions.keys().isdisjoint(_FILE_EXTENSIONS):
             # a body sent as a file path never passes through send(): ask for bytes instead
             scope = dict(scope)
             scope["extensions"] = {k: v for k, v in extensions.items() if k not in _FILE_EXTENSIONS}
