@@ -205,12 +205,34 @@ BAD_BODY_START = {
 }
 
 
+_EMPTY_BODY = object()  #: the app's first receive is answered with the empty body
+_ANSWERED = object()  #: it was: granian's own first message is not passed on
+_BODY_HEADERS = frozenset((b"content-length", b"transfer-encoding"))
+
+
+def bodiless(scope: dict[str, Any]) -> bool:
+    """Whether an HTTP/1.x request has no body by its framing: neither ``Content-Length`` nor
+    ``Transfer-Encoding`` (RFC 9112 section 6.3). HTTP/2 requests may carry one without either."""
+    if scope.get("http_version") not in ("1.1", "1.0"):
+        return False
+    for name, _ in scope["headers"]:
+        if (len(name) == 14 or len(name) == 17) and name.lower() in _BODY_HEADERS:
+            return False
+    return True
+
+
 class _InFlight:
     """The ASGI app, remembering the tasks of the requests in flight (to cancel them at a stop).
 
     It also answers 400 when a request body breaks off: granian ends the body of a malformed
     chunked request (a bad chunk size, more data than announced, bare LF) as a client disconnect,
     the app gives up without answering, and granian would answer 500 for the client's error.
+
+    An HTTP/1.x request without ``Content-Length`` and ``Transfer-Encoding`` has no body (RFC 9112
+    section 6.3; granian reads it so). Its empty body is the answer to the app's first ``receive``
+    at once: granian's own ``receive`` never answers on its first step, so the app would need a
+    task (and a loop turn) to read a body known to be empty. granian's own first message, asked
+    for later (the app watching for the client going away), is then not passed on a second time.
     """
 
     def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
@@ -223,10 +245,19 @@ class _InFlight:
             return await self.app(scope, receive, send)
         body_broken = False
         more_body = True
+        owed = _EMPTY_BODY if bodiless(scope) else None  # the empty body, answered without granian
 
         async def watched_receive() -> dict[str, Any]:
-            nonlocal body_broken, more_body
+            nonlocal body_broken, more_body, owed
+            if owed is _EMPTY_BODY:
+                owed = _ANSWERED
+                more_body = False
+                return {"type": "http.request", "body": b"", "more_body": False}
             message = await receive()
+            if owed is _ANSWERED:  # granian's own first message: the empty body, answered already
+                owed = None
+                if message["type"] == "http.request" and not message.get("body") and not message.get("more_body"):
+                    message = await receive()
             kind = message["type"]
             if kind == "http.request":
                 more_body = message.get("more_body", False)
