@@ -33,6 +33,7 @@ Answer = tuple[dict[str, Any], dict[str, Any]]
 class Edge:
     def __init__(self, plugin: CachePlugin) -> None:
         self.plugin = plugin
+        self.memory: SimpleCache | None = None  #: the backend, when it is this process's memory
 
     def obstacle(self) -> str | None:
         """Why hits cannot skip Quart for this app (``None``: they can)."""
@@ -70,7 +71,9 @@ class Edge:
         route_of = plugin.index.data.get
         stats = plugin.stats
         # memory of this process is read without an await (no coroutine per hit); other stores are awaited
-        answer_now = self.answer_now if isinstance(plugin.backend, SimpleCache) else None
+        backend = plugin.backend
+        self.memory = backend if isinstance(backend, SimpleCache) else None
+        answer_now = self.answer_now if self.memory is not None else None
         answer_later = self.answer_later
 
         async def cache_edge(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -98,10 +101,11 @@ class Edge:
             if request is None:
                 return None
             key, credentials, if_none_match = request
-            backend = self.plugin.backend
-            entry = backend.get_now(key)
+            memory = self.memory
+            assert memory is not None  # answer_now is used only then
+            entry = memory.get_now(key)
             if entry is not None and entry.kind == "vary":
-                entry = backend.get_now(variant_key(key, entry.vary, scope["headers"]))
+                entry = memory.get_now(variant_key(key, entry.vary, scope["headers"]))
             return self.answer(scope, key, response_entry(entry), credentials, if_none_match)
         except Exception:
             log.exception("cache lookup at the ASGI edge failed; handing the request to Quart")

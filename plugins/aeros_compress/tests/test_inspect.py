@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from aeros_compress.middleware import CompressMiddleware
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aeros import Br, Gzip
-from aeros_compress.middleware import CompressMiddleware
 
 
 def reference(mw: CompressMiddleware, status: int, headers: list[tuple[bytes, bytes]]) -> tuple[Any, ...] | None:
@@ -59,8 +59,12 @@ def any_case(name: bytes) -> st.SearchStrategy[bytes]:
 
 
 _HEADER = st.one_of(
-    st.tuples(any_case(b"content-type"), st.sampled_from([b"text/html; charset=utf-8", b"image/png", b"APPLICATION/JSON"])),
-    st.tuples(any_case(b"content-length"), st.sampled_from([b"0", b"10", b"499", b"500", b"800", b"5000", b"x", b" 900"])),
+    st.tuples(
+        any_case(b"content-type"), st.sampled_from([b"text/html; charset=utf-8", b"image/png", b"APPLICATION/JSON"])
+    ),
+    st.tuples(
+        any_case(b"content-length"), st.sampled_from([b"0", b"10", b"499", b"500", b"800", b"5000", b"x", b" 900"])
+    ),
     st.tuples(any_case(b"etag"), st.sampled_from([b'"a"', b'W/"b"'])),
     st.tuples(any_case(b"content-encoding"), st.sampled_from([b"identity", b" Identity ", b"gzip", b"br"])),
     st.tuples(any_case(b"cache-control"), st.sampled_from([b"max-age=60", b"No-Transform", b"public, no-transform"])),

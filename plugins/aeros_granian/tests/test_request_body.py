@@ -78,7 +78,10 @@ def test_a_bodiless_request_gets_its_empty_body_at_once_and_then_the_disconnect(
 
 @pytest.mark.parametrize(
     "head",
-    [b"GET /raw HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n", b"GET /raw HTTP/1.1\r\nHost: t\r\nTRANSFER-ENCODING: chunked\r\n\r\n0\r\n\r\n"],
+    [
+        b"GET /raw HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n",
+        b"GET /raw HTTP/1.1\r\nHost: t\r\nTRANSFER-ENCODING: chunked\r\n\r\n0\r\n\r\n",
+    ],
     ids=["content-length-0", "chunked-capitals"],
 )
 def test_a_request_framed_with_a_body_is_read_from_granian(serve: Any, head: bytes) -> None:
