@@ -268,3 +268,18 @@ def test_an_answer_that_cannot_be_stored_does_not_serialise_the_fleet(redis_serv
     elapsed = time.monotonic() - started
     assert [r.status_code for r in responses] == [500] * 12
     assert elapsed < 9, f"{elapsed:.1f} s: the view runs were serialised"
+
+
+def test_a_view_four_times_slower_than_the_lock_timeout_runs_once_across_instances(
+    shared: Shared, fleet: Any
+) -> None:
+    """The leader renews its lock while its view runs (every lock_timeout / 3): the other
+    instance's leader waits for it instead of taking the lock once it would have expired."""
+    env = {"LOCK_TIMEOUT": "0.5", "VIEW_SECONDS": "2", **shared.env}
+    instances = [fleet(shared.spec, 1, env) for _ in range(2)]  # two processes, one worker each
+    responses = asyncio.run(concurrent_gets([i.url for i in instances], "/one", 8, SAME_HOST))
+    assert [r.status_code for r in responses] == [200] * 8
+    assert len({r.content for r in responses}) == 1  # every request got the one answer
+    assert shared.runs("one") == 1
+    for instance in instances:
+        assert "was lost" not in instance.output
