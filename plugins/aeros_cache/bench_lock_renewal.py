@@ -20,8 +20,9 @@ import tempfile
 import time
 from typing import Any
 
-from aeros import FileSystemCache, WebServer
 from aeros_cache import flight
+
+from aeros import FileSystemCache, WebServer
 
 MISSES = 200
 

@@ -270,9 +270,7 @@ def test_an_answer_that_cannot_be_stored_does_not_serialise_the_fleet(redis_serv
     assert elapsed < 9, f"{elapsed:.1f} s: the view runs were serialised"
 
 
-def test_a_view_four_times_slower_than_the_lock_timeout_runs_once_across_instances(
-    shared: Shared, fleet: Any
-) -> None:
+def test_a_view_four_times_slower_than_the_lock_timeout_runs_once_across_instances(shared: Shared, fleet: Any) -> None:
     """The leader renews its lock while its view runs (every lock_timeout / 3): the other
     instance's leader waits for it instead of taking the lock once it would have expired."""
     env = {"LOCK_TIMEOUT": "0.5", "VIEW_SECONDS": "2", **shared.env}
