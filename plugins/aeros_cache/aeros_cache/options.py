@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .entry import Entry
+
+if TYPE_CHECKING:
+    from .flight import Renewal
 
 ATTRIBUTE = "_aeros_cache"  #: the ViewOptions of a cached view function
 SCOPE_KEY = "aeros_cache.lookup"  #: (key, entry) left in the ASGI scope by the edge
@@ -58,6 +61,7 @@ class RequestState:
         "returned_none",
         "view_ran",
         "lock",
+        "renewal",
         "stale",
         "tags",
         "if_none_match",
@@ -66,6 +70,7 @@ class RequestState:
     def __init__(self, options: ViewOptions) -> None:
         self.options = options
         self.lock: str | None = None  #: the token of the fleet lock this request holds
+        self.renewal: Renewal | None = None  #: what keeps that lock from expiring while the view runs
         self.stale: Entry | None = None  #: an expired entry that stale_if_error may still serve
         self.tags: list[str] = []
         self.if_none_match: bytes | None = None

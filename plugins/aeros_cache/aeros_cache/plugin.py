@@ -296,6 +296,7 @@ class CachePlugin:
             if token is UNAVAILABLE or token is None:
                 return None
         state.lock = token
+        state.renewal = locks.keep(key, token)  # the view may outlast lock_timeout
         return None
 
     def _lead(self, state: RequestState, flight: tuple[int, str]) -> None:
@@ -313,7 +314,7 @@ class CachePlugin:
         if state is None:
             return
         if result is None and state.lock is not None:  # the view failed or the request ended
-            token, state.lock = state.lock, None
+            token = self._drop_lock(state)
             assert self.locks is not None and state.key is not None
             self.locks.give_back_soon(state.key, token)
         if state.future is None:
@@ -323,6 +324,16 @@ class CachePlugin:
             future.set_result(result)
         if result is None and state.flight is not None:
             self._forget(state)
+
+    @staticmethod
+    def _drop_lock(state: RequestState) -> str:
+        """The token of the lock ``state`` holds, no longer renewed nor held by ``state``."""
+        token, state.lock = state.lock, None
+        assert token is not None
+        if state.renewal is not None:
+            renewal, state.renewal = state.renewal, None
+            renewal.stop()
+        return token
 
     def _forget(self, state: RequestState) -> None:
         flight, state.flight = state.flight, None
@@ -405,7 +416,7 @@ class CachePlugin:
             finally:
                 self._forget(state)
                 if state.lock is not None:  # after the store: the woken waiters find the entry
-                    token, state.lock = state.lock, None
+                    token = self._drop_lock(state)
                     assert self.locks is not None and state.key is not None
                     await self.locks.give_back(state.key, token)
         return response

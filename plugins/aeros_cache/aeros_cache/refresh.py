@@ -40,6 +40,7 @@ class Refresher:
         if token is None:
             return  # another process refreshes it
         token = None if token is UNAVAILABLE else token
+        renewal = locks.keep(key, token) if token else None  # the view may outlast lock_timeout
         try:
             if token:  # another process may have refreshed it between our lookup and our lock
                 entry = await self.plugin.lookup(key, scope["headers"])
@@ -72,5 +73,7 @@ class Refresher:
         except Exception:
             log.exception("refreshing %.200s failed; the stale entry is kept", key)
         finally:
+            if renewal is not None:
+                renewal.stop()
             if token:
                 await locks.give_back(key, token)

@@ -268,3 +268,38 @@ def test_an_answer_that_cannot_be_stored_does_not_serialise_the_fleet(redis_serv
     elapsed = time.monotonic() - started
     assert [r.status_code for r in responses] == [500] * 12
     assert elapsed < 9, f"{elapsed:.1f} s: the view runs were serialised"
+
+
+def test_a_view_four_times_slower_than_the_lock_timeout_runs_once_across_instances(shared: Shared, fleet: Any) -> None:
+    """The leader renews its lock while its view runs (every lock_timeout / 3): the other
+    instance's leader waits for it instead of taking the lock once it would have expired."""
+    env = {"LOCK_TIMEOUT": "0.5", "VIEW_SECONDS": "2", **shared.env}
+    instances = [fleet(shared.spec, 1, env) for _ in range(2)]  # two processes, one worker each
+    responses = asyncio.run(concurrent_gets([i.url for i in instances], "/one", 8, SAME_HOST))
+    assert [r.status_code for r in responses] == [200] * 8
+    assert len({r.content for r in responses}) == 1  # every request got the one answer
+    assert shared.runs("one") == 1
+    for instance in instances:
+        assert "was lost" not in instance.output
+
+
+def test_a_background_refresh_slower_than_the_lock_timeout_runs_once_across_instances(
+    redis_server: Any, fleet: Any
+) -> None:
+    """stale-while-revalidate: the refresh holds the key's lock and renews it while its view
+    runs, so the other instance, seeing the stale entry again and again, never refreshes too."""
+    env = {"LOCK_TIMEOUT": "0.5"}
+    first, second = (fleet(f"redis:{redis_server.url}", 1, env) for _ in range(2))
+    client = redis_client(redis_server)
+    assert httpx.get(first.url + "/swr", headers=SAME_HOST).json() == {"run": 1}
+    wait_for(lambda: httpx.get(first.url + "/swr", headers=SAME_HOST).headers["x-cache"] == "STALE", 10, "expiry")
+    wait_for(lambda: client.get("runs:swr") == b"2", 10, "the refresh to start")  # blocked in its view
+    until = time.monotonic() + 2.0  # four lock timeouts
+    while time.monotonic() < until:
+        stale = httpx.get(second.url + "/swr", headers=SAME_HOST)  # each one tries to start a refresh
+        assert stale.json() == {"run": 1} and stale.headers["x-cache"] == "STALE"
+        time.sleep(0.05)
+    assert client.get("runs:swr") == b"2"  # still the one refresh
+    client.rpush("go:swr", "1")
+    wait_for(lambda: httpx.get(second.url + "/swr", headers=SAME_HOST).json() == {"run": 2}, 10, "the refreshed entry")
+    assert client.get("runs:swr") == b"2"

@@ -70,7 +70,8 @@ class CacheBackend:
 
     # --- single flight across processes (backends shared by several processes override these) ---
 
-    #: seconds a single-flight lock lives: a holder that dies blocks its key at most this long
+    #: seconds a single-flight lock lives unless its holder renews it (:meth:`extend`, every
+    #: third of it while the view runs): a holder that dies blocks its key at most this long
     lock_timeout: float = 10.0
     #: whether :meth:`acquire` coordinates other processes (``False``: single flight per process only)
     shared_locks: bool = False
@@ -82,8 +83,15 @@ class CacheBackend:
     async def release(self, key: str, token: str) -> None:
         """Give the lock back if ``token`` still holds it, and wake the waiters."""
 
+    async def extend(self, key: str, token: str) -> bool:
+        """Push the expiry of the lock of ``key`` to ``lock_timeout`` seconds from now, only if
+        ``token`` still holds it (compare-and-extend); ``False`` if it does not (the lock expired
+        and was broken, or was removed). Backends without shared locks have nothing to extend."""
+        return True
+
     async def wait_released(self, key: str, timeout: float) -> None:
-        """Return once the lock of ``key`` is free (released or expired), or after ``timeout`` seconds."""
+        """Return once the lock of ``key`` is free (released, expired, or taken by another holder
+        since), or after ``timeout`` seconds. A holder that keeps renewing it is waited for."""
 
     # --- invalidation by tag ---
 

@@ -256,21 +256,60 @@ class FileSystemCache(CacheBackend):
         if holder is not None and holder[0] == token:
             self._unlink(path)
 
+    def _extend(self, key: str, token: str) -> bool:
+        """Rewrite the deadline of the lock file in place, only if it still holds ``token``.
+
+        In place, through the descriptor the token was read from, never by creating or renaming
+        a file: if the lock expired and another process broke it (unlink, then ``O_EXCL``
+        create) meanwhile, the write lands in the unlinked file and the new holder's file is
+        untouched; the path then names another file, which is reported as a lost lock. The new
+        content is padded to the old length, so no stale digits are left behind it."""
+        path = self._lock_path(key)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            old = os.read(fd, 200).decode("utf-8", "replace")
+            parts = old.split()
+            if len(parts) != 2 or parts[0] != token:
+                return False
+            text = f"{token} {time.time() + self.lock_timeout!r}".ljust(len(old))
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, text.encode())
+            mine = os.fstat(fd)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                return False
+            return (mine.st_dev, mine.st_ino) == (current.st_dev, current.st_ino)
+        finally:
+            os.close(fd)
+
     async def acquire(self, key: str) -> str | None:
         return await asyncio.to_thread(self._acquire, key)
+
+    async def extend(self, key: str, token: str) -> bool:
+        return await asyncio.to_thread(self._extend, key, token)
 
     async def release(self, key: str, token: str) -> None:
         await asyncio.to_thread(self._release, key, token)
 
     async def wait_released(self, key: str, timeout: float) -> None:
         """Files have no notifications: look at the lock file every 5 ms at first, backing off to
-        100 ms, until it is gone or past its deadline (bounded by ``timeout``)."""
+        100 ms, until it is gone, past its deadline (a renewing holder keeps pushing it), or
+        held by another token than the first seen (bounded by ``timeout``)."""
         path = self._lock_path(key)
         deadline = time.monotonic() + timeout
         pause = 0.005
+        seen = None
         while time.monotonic() < deadline:
             holder = await asyncio.to_thread(self._lock_holder, path)
             if holder is None or time.time() >= holder[1]:
+                return
+            if not seen:  # ("" for a file still being written)
+                seen = holder[0]
+            elif holder[0] and holder[0] != seen:  # released (or expired) and taken by another since
                 return
             await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 0.1)

@@ -166,17 +166,36 @@ class RedisCache(CacheBackend):
     async def release(self, key: str, token: str) -> None:
         await self._client().eval(_RELEASE, 1, self._lock_name(key), token, self._channel(key))
 
+    async def extend(self, key: str, token: str) -> bool:
+        name = self._lock_name(key)
+        return bool(await self._client().eval(_EXTEND, 1, name, token, int(self.lock_timeout * 1000)))
+
     async def wait_released(self, key: str, timeout: float) -> None:
         listener = self._listener()
         future = listener.expect(self._channel(key))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        name = self._lock_name(key)
         try:
             # subscribed before looking: a release between the two cannot be missed
             await listener.ready(timeout)
-            left = await self._client().pttl(self._lock_name(key))
-            if left < 0:  # no lock (-2) or, never written by us, no expiry (-1)
-                return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), min(timeout, left / 1000 + 0.01))
+            seen = None
+            while True:
+                holder, left = await self._client().eval(_HOLDER, 1, name)
+                if holder is None or left < 0:  # no lock (-2) or, never written by us, no expiry (-1)
+                    return
+                if seen is None:
+                    seen = holder
+                elif holder != seen:  # released (or expired) and taken by another since
+                    return
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(asyncio.shield(future), min(remaining, left / 1000 + 0.01))
+                    return  # released (or the notifications stopped: look again)
+                except asyncio.TimeoutError:
+                    pass  # its expiry: gone, or renewed by a holder still running its view
         finally:
             listener.forget(self._channel(key), future)
 
@@ -251,6 +270,10 @@ for i = 1, #keys do count = count + redis.call('UNLINK', keys[i]) end
 redis.call('DEL', KEYS[1])
 return count
 """
+#: renew a lock only if this token holds it (compare-and-extend); 1 if renewed, 0 if lost
+_EXTEND = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+#: a lock's holder token (nil if free) and milliseconds left, read together
+_HOLDER = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
 #: release a lock only if this token holds it (compare-and-delete), then wake the waiters
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
