@@ -501,6 +501,31 @@ def test_uvicorn_serves_each_connection_with_the_bounded_protocol() -> None:
 
 
 @pytest.mark.skipif(not installed_backends("uvicorn"), reason="aeros-uvicorn is not installed")
+def test_uvicorn_answers_through_the_aeros_cycle() -> None:
+    """Each request's cycle is aeros's AerosCycle, and its send takes its own path (it remembers
+    the header pairs it checked; uvicorn's own send remembers nothing)."""
+    import logging
+
+    from aeros_uvicorn import protocol
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    app = WebServer(__name__)
+
+    @app.route("/cycles")
+    async def cycles() -> dict:
+        return {"cycles": instances_of(RequestResponseCycle)}
+
+    with app.run_in_thread(server="uvicorn", access_log_to_std=False) as server:
+        # pytest's log capture gives the (non-propagating) access logger a handler, and uvicorn
+        # logs access when it has one: AerosCycle then takes uvicorn's code (test_send.py)
+        logging.getLogger("uvicorn.access").handlers.clear()
+        protocol._lines.clear()
+        answer = httpx.get(server.url + "/cycles", timeout=10).json()
+    assert answer == {"cycles": ["AerosCycle"]}
+    assert any(name.lower() == b"content-type" for name, _ in protocol._lines), protocol._lines
+
+
+@pytest.mark.skipif(not installed_backends("uvicorn"), reason="aeros-uvicorn is not installed")
 def test_uvicorn_leaves_the_signal_handlers_to_the_runner(script_server: Any) -> None:
     """RunnerOwnedServer.capture_signals: while uvicorn serves, SIGTERM is still the runner's."""
     server = script_server(
