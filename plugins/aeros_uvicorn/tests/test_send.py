@@ -118,6 +118,16 @@ async def raw_app(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(name))]})
         await send({"type": "http.response.body", "body": name})
         return
+    if path == "/echo":  # the request's body, read in as many messages as it comes in
+        received = b""
+        while True:
+            message = await receive()
+            received += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-length", b"%d" % len(received))]})
+        await send({"type": "http.response.body", "body": received})
+        return
     if path == "/varying":  # ?n: values (and names) that change with n
         n = int(scope["query_string"] or b"0")
         status, headers, bodies = (
@@ -267,6 +277,15 @@ def test_the_bytes_on_the_wire_are_uvicorns(servers, path):
             assert_same_bytes(servers, payload)
 
 
+def test_request_bodies_pipelined_or_not_are_read_as_in_uvicorn(servers):
+    post = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+    chunked = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    big = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n" + b"b" * 200_000
+    for payload in [post + END, chunked + END, post + chunked + post + END, big + post + END]:
+        reply = assert_same_bytes(servers, payload)
+        assert reply.count(b"HTTP/1.1 200 OK") == payload.count(b"HTTP/1.1\r\n")
+
+
 def test_a_cache_hit_with_changing_values_is_uvicorns(servers):
     payload = b"".join(b"GET /cached?%d HTTP/1.1\r\nHost: t\r\n\r\n" % n for n in range(30)) + END
     reply = assert_same_bytes(servers, payload)
@@ -288,6 +307,15 @@ def test_the_fast_path_serves_aeros_requests(servers):
     assert protocol._lines == {
         (b"content-type", b"text/plain; charset=utf-8"): b"content-type: text/plain; charset=utf-8\r\n"
     }
+
+
+def test_the_cycle_copied_has_all_of_uvicorns_attributes():
+    """_start_asgi_task copies CYCLE_ATTRIBUTES by name: they are the ones uvicorn's cycle has."""
+    cycle = RequestResponseCycle(
+        {}, Transport(), Flow(), logging.getLogger("test"), logging.getLogger("test"), False, [], asyncio.Event(),
+        False, True, lambda: None,
+    )  # fmt: skip
+    assert tuple(vars(cycle)) == protocol.CYCLE_ATTRIBUTES
 
 
 def test_refused_headers_fail_as_in_uvicorn_and_are_never_remembered(servers, uvicorn_errors):
