@@ -41,6 +41,9 @@ _REJECT_BODY = b"431 Request Header Fields Too Large\n"
 
 #: header pairs remembered (and, apart, header names): beyond, the table starts again empty
 MAX_REMEMBERED = 4096
+#: pairs remembered per name (until the tables start again): a value that changes with each
+#: response (a request id) is checked each time rather than filling the table
+MAX_VALUES_PER_NAME = 64
 #: longer lines (and names) are checked each time, never remembered: bounds the tables' memory
 #: (a few MB at most)
 MAX_REMEMBERED_LENGTH = 256
@@ -49,8 +52,9 @@ _FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding", b"connectio
 
 #: ``(name, value)`` -> ``b"name: value\r\n"`` (name lower-cased), for pairs that passed uvicorn's checks
 _lines: dict[tuple[bytes, bytes], bytes] = {}
-#: ``name`` -> ``b"name: "`` (lower-cased), for names that passed uvicorn's check
-_names: dict[bytes, bytes] = {}
+#: ``name`` -> ``[b"name: " (lower-cased), pairs it may still add to _lines]``, for names that
+#: passed uvicorn's check
+_names: dict[bytes, list[Any]] = {}
 #: uvicorn's default headers (``server_state.default_headers``, a new list each second) and their
 #: lines, or None when one of them is refused or frames the response (uvicorn's own ``send`` then)
 _defaults: tuple[object, bytes | None] = (None, None)
@@ -104,8 +108,10 @@ class AerosCycle(RequestResponseCycle):
     uvicorn's checks (``HEADER_RE``, ``HEADER_VALUE_RE``) and framing rules (``content-length``,
     ``transfer-encoding``, ``connection``), and only an ordinary pair that passed them (both
     ``bytes``) is remembered. A name that passed is remembered too: a new value for it is then
-    checked with ``HEADER_VALUE_RE`` alone (or ``isalnum()``: letters and digits only). The access
-    log, a paused write and a response already started take uvicorn's own code.
+    checked with ``HEADER_VALUE_RE`` alone (or ``isalnum()``: letters and digits only), and at
+    most :data:`MAX_VALUES_PER_NAME` of its pairs are remembered (a request id is new each time).
+    ``content-length`` of ASCII digits is read without the regular expressions. The access log, a
+    paused write, a disconnected client and a message out of order take uvicorn's own code.
     """
 
     connection_close = False  # the app sent ``connection: close``
@@ -189,12 +195,13 @@ class AerosCycle(RequestResponseCycle):
                 self.expected_content_length = int(value)  # ASCII digits: what int(value.decode()) reads
                 self.chunked_encoding = False
                 return b"content-length: " + value + b"\r\n"
-            prefix = _names.get(name)
-            if prefix is not None:  # a name that passed: only the value is new
+            known = _names.get(name)
+            if known is not None:  # a name that passed: only the value is new
                 if not (type(value) is bytes and value.isalnum()) and HEADER_VALUE_RE.search(value):
                     raise RuntimeError("Invalid HTTP header value.")
-                line: bytes = prefix + value + b"\r\n"
-                if type(value) is bytes:
+                line: bytes = known[0] + value + b"\r\n"
+                if known[1] and type(value) is bytes:
+                    known[1] -= 1
                     _remember(name, value, line)
                 return line
         return self._checked_line(name, value)
@@ -224,7 +231,7 @@ class AerosCycle(RequestResponseCycle):
             if len(name) <= MAX_REMEMBERED_LENGTH:
                 if len(_names) >= MAX_REMEMBERED:
                     _names.clear()
-                _names[name] = prefix
+                _names[name] = [prefix, MAX_VALUES_PER_NAME - 1]
             line: bytes = prefix + value + b"\r\n"
             if type(value) is bytes:
                 _remember(name, value, line)
@@ -237,6 +244,7 @@ def _remember(name: bytes, value: bytes, line: bytes) -> None:
         return
     if len(_lines) >= MAX_REMEMBERED:
         _lines.clear()
+        _names.clear()  # and the names' budgets
     _lines[(name, value)] = line
 
 

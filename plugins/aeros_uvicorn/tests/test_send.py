@@ -466,6 +466,23 @@ def test_messages_out_of_order_fail_as_in_uvicorn():
     assert_drives_alike([start([(b"content-length", b"1")]), body(b"x")], keep_alive=False)
 
 
+def test_a_value_that_changes_each_time_does_not_fill_the_table():
+    protocol._lines.clear()
+    protocol._names.clear()
+    for n in range(1000):
+        headers = [(b"content-type", b"text/plain"), (b"x-request-id", b"%032x" % n), (b"content-length", b"0")]
+        if n % 99 == 0:
+            assert_drives_alike([start(headers), body()])
+        else:
+            drive(AerosCycle, [start(headers), body()], DEFAULTS)
+    ids = [pair for pair in protocol._lines if pair[0] == b"x-request-id"]
+    assert len(ids) == protocol.MAX_VALUES_PER_NAME
+    assert (b"content-type", b"text/plain") in protocol._lines
+    assert drive(AerosCycle, [start(headers), body()], DEFAULTS)[0][0].endswith(
+        b"content-type: text/plain\r\nx-request-id: %032x\r\ncontent-length: 0\r\n\r\n" % 999
+    )
+
+
 def test_framing_headers_frame_as_in_uvicorn():
     for headers in [
         [(b"content-length", b"1"), (b"content-length", b"2")],  # the first one counts
