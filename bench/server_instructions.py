@@ -3,10 +3,11 @@
 
 ``python3 bench/server_instructions.py /hello /path/to/tree-A /path/to/tree-B raw``
 
-Each argument after the path is a stack: a directory whose ``aeros``/``aeros_core`` go first on
-``PYTHONPATH`` (serving ``bench/apps/aeros_app.py`` on Hypercorn, as the aeros-hypercorn stack;
-``DIR:bare`` for aeros-hypercorn-bare), or ``raw`` (``bench/apps/raw_asgi.py`` on plain Hypercorn
-from ``bench/.venv-peers``, as raw-hypercorn). The server runs under ``valgrind --tool=callgrind``;
+Each argument after the path is a stack: a directory whose ``aeros``/``aeros_core`` and
+``plugins/*`` go first on ``PYTHONPATH`` (serving ``bench/apps/aeros_app.py`` on Hypercorn, as the
+aeros-hypercorn stack; ``DIR:bare`` for aeros-hypercorn-bare), or ``raw`` (``bench/apps/raw_asgi.py``
+on plain Hypercorn from ``bench/.venv-peers``, as raw-hypercorn). ``--server uvicorn``: the same
+on uvicorn (aeros-uvicorn; ``raw`` as raw-uvicorn). The server runs under ``valgrind --tool=callgrind``;
 after a warm-up, the counters are zeroed, ``--connections`` keep-alive connections send
 ``--requests`` GETs each, and the instructions counted (``Ir``) are divided by the requests. The
 count does not depend on what else the machine runs (req/s and CPU time do), so two trees can be
@@ -58,12 +59,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def measure(stack: str, path: str, connections: int, requests: int) -> float:
-    """Instructions per request of ``stack`` serving ``path``."""
+def measure(stack: str, path: str, connections: int, requests: int, server: str = "hypercorn") -> float:
+    """Instructions per request of ``stack`` serving ``path`` on ``server``."""
     port = free_port()
     out = f"/tmp/server-instructions.{os.getpid()}.{port}"
-    env = {**os.environ, "PORT": str(port), "SERVER": "hypercorn", "ACCESS_LOG": "0"}
-    if stack == "raw":
+    env = {**os.environ, "PORT": str(port), "SERVER": server, "ACCESS_LOG": "0"}
+    if stack == "raw" and server == "uvicorn":
+        command = [
+            PEERS_PY,
+            "-m",
+            "uvicorn",
+            "raw_asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+    elif stack == "raw":
         command = [
             PEERS_PY,
             "-m",
@@ -78,7 +97,7 @@ def measure(stack: str, path: str, connections: int, requests: int) -> float:
         ]
     else:
         tree, _, variant = stack.partition(":")
-        env["PYTHONPATH"] = tree
+        env["PYTHONPATH"] = os.pathsep.join([tree, *sorted(glob.glob(os.path.join(tree, "plugins", "*")))])
         if variant == "bare":
             env["BARE"] = "1"
         command = [AEROS_PY, "aeros_app.py"]
@@ -125,9 +144,10 @@ def main() -> None:
     parser.add_argument("stacks", nargs="+", help="a tree (DIR, DIR:bare) or raw")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--requests", type=int, default=100, help="per connection (Hypercorn closes at 1000)")
+    parser.add_argument("--server", choices=("hypercorn", "uvicorn"), default="hypercorn")
     args = parser.parse_args()
     for stack in args.stacks:
-        per_request = measure(stack, args.path, args.connections, args.requests)
+        per_request = measure(stack, args.path, args.connections, args.requests, args.server)
         print(f"{stack:40s} {args.path:10s} {per_request / 1e3:8.1f} k instructions/request", flush=True)
     sys.exit(0)
 
