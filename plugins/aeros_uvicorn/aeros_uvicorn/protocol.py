@@ -264,8 +264,9 @@ class _ReportingFlow(FlowControl):
         self.connection.hold()
 
     def resume_reading(self) -> None:
-        super().resume_reading()
-        self.connection.release()
+        if self.read_paused:  # asked after every response: nothing to do unless reading was paused
+            super().resume_reading()
+            self.connection.release()
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
