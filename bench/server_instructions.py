@@ -31,7 +31,10 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 APPS = BENCH / "apps"
 AEROS_PY = os.environ.get("AEROS_PYTHON", str(BENCH.parent / ".venv" / "bin" / "python"))
-PEERS_PY = str(BENCH / ".venv-peers" / "bin" / "python")
+sys.path.insert(0, str(BENCH))
+from run import STACKS  # noqa: E402  (the peers' commands, as bench/run.py starts them)
+
+STACKS_BY_NAME = {stack.name: stack for stack in STACKS}
 
 
 async def client(port: int, path: str, count: int) -> None:
@@ -64,37 +67,8 @@ def measure(stack: str, path: str, connections: int, requests: int, server: str 
     port = free_port()
     out = f"/tmp/server-instructions.{os.getpid()}.{port}"
     env = {**os.environ, "PORT": str(port), "SERVER": server, "ACCESS_LOG": "0"}
-    if stack == "raw" and server == "uvicorn":
-        command = [
-            PEERS_PY,
-            "-m",
-            "uvicorn",
-            "raw_asgi:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--http",
-            "httptools",
-            "--loop",
-            "uvloop",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-    elif stack == "raw":
-        command = [
-            PEERS_PY,
-            "-m",
-            "hypercorn",
-            "raw_asgi:app",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "-k",
-            "uvloop",
-        ]
+    if stack == "raw":  # the raw-uvicorn or raw-hypercorn stack of bench/run.py
+        command = STACKS_BY_NAME["raw-uvicorn" if server == "uvicorn" else "raw-hypercorn"].command(port)
     else:
         tree, _, variant = stack.partition(":")
         env["PYTHONPATH"] = os.pathsep.join([tree, *sorted(glob.glob(os.path.join(tree, "plugins", "*")))])
