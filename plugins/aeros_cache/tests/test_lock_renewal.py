@@ -204,3 +204,40 @@ async def test_redis_extend_is_a_compare_and_extend(redis_server: Any) -> None:
         assert await client.exists(name) == 0
     finally:
         await backend.shutdown()
+
+
+def test_redis_frozen_while_the_lock_is_renewed_is_logged_once_and_the_request_still_answers(
+    redis_server: Any, serve: Any, cache_log: Any
+) -> None:
+    """The real failure behind the one above: the Redis process stops answering (SIGSTOP) while a
+    view holds the lock; the renewal times out, is logged once and stops; the view's answer goes out."""
+    import signal
+
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    backend = RedisCache(url=redis_server.url, socket_timeout=0.3)
+    backend.lock_timeout = 0.6  # a renewal every 0.2 s
+    app = WebServer(__name__, cache=backend, disable_plugins=["hello"])
+    locks = app.cache._plugin.locks
+    assert redis_server.process is not None
+
+    @app.route("/slow")
+    @app.cache(timeout=60)
+    async def slow() -> str:
+        redis_server.process.send_signal(signal.SIGSTOP)  # frozen: connections open, nothing answered
+        try:
+            await asyncio.sleep(1.5)  # the first renewal (at 0.2 s) times out at ~0.5 s
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+        return "done"
+
+    server = serve(app)
+    try:
+        response = httpx.get(server.url + "/slow", timeout=30)
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    assert response.status_code == 200 and response.text == "done"
+    assert len(cache_log.messages("(renew)")) == 1
+    wait_for(lambda: not locks.renewing, 10, "the renewal to stop")
+    wait_for(lambda: client.keys("aeros-cache:lock:*") == [], 10, "the lock to be given back or expire")
