@@ -110,8 +110,9 @@ class AerosCycle(RequestResponseCycle):
     ``bytes``) is remembered. A name that passed is remembered too: a new value for it is then
     checked with ``HEADER_VALUE_RE`` alone (or ``isalnum()``: letters and digits only), and at
     most :data:`MAX_VALUES_PER_NAME` of its pairs are remembered (a request id is new each time).
-    ``content-length`` of ASCII digits is read without the regular expressions. The access log, a
-    paused write, a disconnected client and a message out of order take uvicorn's own code.
+    ``content-length`` of ASCII digits is read without the regular expressions. The body messages,
+    the access log, a paused write, a disconnected client and a message out of order take uvicorn's
+    own code.
     """
 
     connection_close = False  # the app sent ``connection: close``
@@ -119,37 +120,8 @@ class AerosCycle(RequestResponseCycle):
     async def send(self, message: Any) -> None:
         if self.flow.write_paused or self.disconnected:
             return await super().send(message)
-        if self.response_started:
-            if self.response_complete or message["type"] != "http.response.body":
-                return await super().send(message)
-            # uvicorn's body path
-            body = message.get("body", b"")
-            more_body = message.get("more_body", False)
-            if self.scope["method"] == "HEAD":
-                self.expected_content_length = 0
-            elif self.chunked_encoding:
-                if body:
-                    content = [b"%x\r\n" % len(body), body, b"\r\n"]
-                else:
-                    content = []
-                if not more_body:
-                    content.append(b"0\r\n\r\n")
-                self.transport.write(b"".join(content))
-            else:
-                num_bytes = len(body)
-                if num_bytes > self.expected_content_length:
-                    raise RuntimeError("Response content longer than Content-Length")
-                self.expected_content_length -= num_bytes
-                self.transport.write(body)
-            if not more_body:
-                if self.expected_content_length != 0:
-                    raise RuntimeError("Response content shorter than Content-Length")
-                self.response_complete = True
-                self.message_event.set()
-                if not self.keep_alive:
-                    self.transport.close()
-                self.on_response()
-            return None
+        if self.response_started:  # the body: uvicorn's own code
+            return await super().send(message)
         if self.access_log:
             return await super().send(message)
         if message["type"] != "http.response.start":
