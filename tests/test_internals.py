@@ -403,11 +403,29 @@ def test_every_entry_names_tests_that_exist() -> None:
 # --- each fast path is active on the installed versions -----------------------------------------
 
 
+def peer_of(obj: Any) -> Any:
+    """The client address of the connection a server object serves (None when it has none)."""
+    if isinstance(getattr(obj, "client", None), (tuple, list)):
+        return tuple(obj.client)
+    scope = getattr(obj, "scope", None)
+    if isinstance(scope, dict) and scope.get("client"):
+        return tuple(scope["client"])
+    writer = getattr(obj, "writer", None)
+    return tuple(writer.get_extra_info("peername")[:2]) if writer is not None else None
+
+
 def instances_of(cls: type) -> list[str]:
-    """Class names of the live objects that are instances of ``cls`` (its subclasses included)."""
+    """Class names of the live objects that are instances of ``cls`` (its subclasses included)
+    and serve the connection of the request being handled. Objects of other connections (an
+    earlier test's, not yet collected, in the same xdist worker) are not counted."""
+    from quart import request
+
+    client = tuple(request.scope["client"])
     # type(obj), not isinstance: a dead weakref.proxy (one test_connection_limits's WebSocket test
     # leaves) raises ReferenceError on isinstance
-    return sorted(type(obj).__name__ for obj in gc.get_objects() if issubclass(type(obj), cls))
+    return sorted(
+        type(obj).__name__ for obj in gc.get_objects() if issubclass(type(obj), cls) and peer_of(obj) == client
+    )
 
 
 def test_hypercorn_serves_each_connection_with_the_aeros_tcp_server() -> None:
@@ -435,8 +453,7 @@ def test_hypercorn_serves_http1_with_the_aeros_h11_protocol() -> None:
 
     @app.route("/protocols")
     async def protocols() -> dict:
-        # sets: the objects of earlier tests' connections may not be collected yet
-        return {"protocols": sorted(set(instances_of(H11Protocol))), "streams": sorted(set(instances_of(HTTPStream)))}
+        return {"protocols": instances_of(H11Protocol), "streams": instances_of(HTTPStream)}
 
     with app.run_in_thread(server="hypercorn", access_log_to_std=False) as server:
         answer = httpx.get(server.url + "/protocols", timeout=10).json()
